@@ -232,7 +232,8 @@ func decodeHeader(b []byte) (Header, error) {
 		return Header{}, fmt.Errorf("malformed header: %w", ErrNotJirabridge)
 	}
 	if hj.V != Version {
-		return Header{}, fmt.Errorf("header version %d, this build speaks %d: %w", hj.V, Version, ErrUnsupportedVersion)
+		// The frame's version byte already said Version.
+		return Header{}, fmt.Errorf("header version does not match frame version: %w", ErrNotJirabridge)
 	}
 	created, err := time.Parse(createdFmt, hj.Created)
 	if err != nil {
