@@ -229,16 +229,21 @@ func TestUpdateRollsBackOnError(t *testing.T) {
 	s, _ := open(t)
 	boom := errors.New("boom")
 	steps := map[string]func(*Tx) error{
-		"outbox":  func(tx *Tx) error { _, err := tx.OutboxAppend(testSync, "changes", []byte("x")); return err },
-		"inbox":   func(tx *Tx) error { _, err := tx.InboxInsert(InboxEntry{SyncID: testSync, Sender: "b", Seq: 1}); return err },
+		"outbox": func(tx *Tx) error { _, err := tx.OutboxAppend(testSync, "changes", []byte("x")); return err },
+		"inbox": func(tx *Tx) error {
+			_, err := tx.InboxInsert(InboxEntry{SyncID: testSync, Sender: "b", Seq: 1})
+			return err
+		},
 		"cursor":  func(tx *Tx) error { return tx.CursorSet("detect", "1") },
 		"pending": func(tx *Tx) error { _, err := tx.PendingAdd(testSync, "10", []byte("c")); return err },
 		"replay":  func(tx *Tx) error { _, _, err := tx.ReplayEnqueue(testSync, "10", "ch1", []byte("c")); return err },
 		"pair": func(tx *Tx) error {
 			return tx.PairPut(IssuePair{SyncID: testSync, LocalID: "1", LocalKey: "A-1", PeerID: "2", PeerKey: "B-2"})
 		},
-		"ledger":     func(tx *Tx) error { _, err := tx.LedgerRecord(Applied{ChangeID: "c1", SyncID: testSync}); return err },
-		"sent":       func(tx *Tx) error { return tx.SentPut(SentItem{SyncID: testSync, IssueID: "1", ItemKind: "comment", ItemID: "5"}) },
+		"ledger": func(tx *Tx) error { _, err := tx.LedgerRecord(Applied{ChangeID: "c1", SyncID: testSync}); return err },
+		"sent": func(tx *Tx) error {
+			return tx.SentPut(SentItem{SyncID: testSync, IssueID: "1", ItemKind: "comment", ItemID: "5"})
+		},
 		"failure":    func(tx *Tx) error { _, err := tx.FailureRecord(Failure{SyncID: testSync, ChangeID: "c1"}); return err },
 		"conflict":   func(tx *Tx) error { _, err := tx.ConflictAdd(Conflict{SyncID: testSync, Winner: "peer"}); return err },
 		"quarantine": func(tx *Tx) error { _, err := tx.QuarantineAdd(Quarantined{Reason: "bad"}); return err },
