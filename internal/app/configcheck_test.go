@@ -92,7 +92,7 @@ func TestConfigCheckReportsEnvAndSyncProblemsTogether(t *testing.T) {
 	for _, want := range []string{
 		"config check: 4 problems:",
 		"  - JIRABRIDGE_SMTP_TLS_MODE=plain is only allowed for a loopback host; set it to starttls or tls",
-		"  - JIRABRIDGE_IMAP_PASSWORD (or IMAP_PASSWORD_FILE) is required",
+		"  - JIRABRIDGE_IMAP_PASSWORD (or JIRABRIDGE_IMAP_PASSWORD_FILE) is required",
 		"  - " + sync + `:5: fields[0].direction: "sideways" is not one of both, outgoing, incoming`,
 		"  - " + sync + ":6: foo: unknown key",
 	} {

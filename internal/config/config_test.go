@@ -129,13 +129,13 @@ func TestLoadNilGetenvReportsEveryRequired(t *testing.T) {
 	for _, want := range []string{
 		"JIRABRIDGE_JIRA_BASE_URL is required",
 		"JIRABRIDGE_JIRA_USER is required",
-		"JIRABRIDGE_JIRA_PASSWORD (or JIRA_PASSWORD_FILE) is required",
+		"JIRABRIDGE_JIRA_PASSWORD (or JIRABRIDGE_JIRA_PASSWORD_FILE) is required",
 		"JIRABRIDGE_SMTP_HOST is required",
 		"JIRABRIDGE_SMTP_FROM is required",
 		"JIRABRIDGE_SMTP_PEER_ADDRESS is required",
 		"JIRABRIDGE_IMAP_HOST is required",
 		"JIRABRIDGE_IMAP_USER is required",
-		"JIRABRIDGE_IMAP_PASSWORD (or IMAP_PASSWORD_FILE) is required",
+		"JIRABRIDGE_IMAP_PASSWORD (or JIRABRIDGE_IMAP_PASSWORD_FILE) is required",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
@@ -172,7 +172,7 @@ func TestValidateProblems(t *testing.T) {
 		{"bad url", []string{"JIRABRIDGE_JIRA_BASE_URL", "jira.example.org"}, []string{`JIRABRIDGE_JIRA_BASE_URL="jira.example.org" is not an http(s) URL`}},
 		{"url with credentials", []string{"JIRABRIDGE_JIRA_BASE_URL", "https://u:p@jira.example.org"}, []string{"JIRABRIDGE_JIRA_BASE_URL must not contain credentials"}},
 		{"token with basic", []string{"JIRABRIDGE_JIRA_TOKEN", "x"}, []string{"JIRABRIDGE_JIRA_TOKEN is set but JIRABRIDGE_JIRA_AUTH_MODE=basic"}},
-		{"bearer without token", []string{"JIRABRIDGE_JIRA_AUTH_MODE", "bearer"}, []string{"JIRABRIDGE_JIRA_TOKEN (or JIRA_TOKEN_FILE) is required", "JIRABRIDGE_JIRA_PASSWORD is set but"}},
+		{"bearer without token", []string{"JIRABRIDGE_JIRA_AUTH_MODE", "bearer"}, []string{"JIRABRIDGE_JIRA_TOKEN (or JIRABRIDGE_JIRA_TOKEN_FILE) is required", "JIRABRIDGE_JIRA_PASSWORD is set but"}},
 		{"bad auth", []string{"JIRABRIDGE_JIRA_AUTH_MODE", "kerberos"}, []string{`JIRABRIDGE_JIRA_AUTH_MODE="kerberos" is not one of basic, bearer`}},
 		{"missing ca", []string{"JIRABRIDGE_JIRA_CA_FILE", filepath.Join(dir, "nope.pem")}, []string{"JIRABRIDGE_JIRA_CA_FILE: open"}},
 		{"not pem", []string{"JIRABRIDGE_SMTP_CA_FILE", notPEM}, []string{"JIRABRIDGE_SMTP_CA_FILE=" + notPEM + " holds no PEM certificate"}},
@@ -180,7 +180,7 @@ func TestValidateProblems(t *testing.T) {
 			[]string{"JIRABRIDGE_JIRA_TLS_DANGEROUSLY_SKIP_VERIFY and JIRABRIDGE_JIRA_CA_FILE are both set", "JIRABRIDGE_IMAP_CA_FILE="}},
 		{"peer equals from", []string{"JIRABRIDGE_SMTP_PEER_ADDRESS", "bridge-a@example.org"}, []string{"JIRABRIDGE_SMTP_PEER_ADDRESS equals JIRABRIDGE_SMTP_FROM"}},
 		{"bad from", []string{"JIRABRIDGE_SMTP_FROM", "Bridge <a@b.org>"}, []string{`JIRABRIDGE_SMTP_FROM="Bridge <a@b.org>" is not a plain mail address`}},
-		{"smtp user without password", []string{"JIRABRIDGE_SMTP_PASSWORD", ""}, []string{"JIRABRIDGE_SMTP_PASSWORD (or SMTP_PASSWORD_FILE) is required when JIRABRIDGE_SMTP_USER is set"}},
+		{"smtp user without password", []string{"JIRABRIDGE_SMTP_PASSWORD", ""}, []string{"JIRABRIDGE_SMTP_PASSWORD (or JIRABRIDGE_SMTP_PASSWORD_FILE) is required when JIRABRIDGE_SMTP_USER is set"}},
 		{"bad after store", []string{"JIRABRIDGE_IMAP_AFTER_STORE", "keep"}, []string{`JIRABRIDGE_IMAP_AFTER_STORE="keep" is not one of move, delete`}},
 		{"processed = mailbox", []string{"JIRABRIDGE_IMAP_PROCESSED_FOLDER", "inbox"}, []string{"JIRABRIDGE_IMAP_PROCESSED_FOLDER equals JIRABRIDGE_IMAP_MAILBOX"}},
 		{"bad alert address", []string{"JIRABRIDGE_OPS_ALERT_TO", "ops@example.org,nobody"}, []string{`JIRABRIDGE_OPS_ALERT_TO="nobody" is not a plain mail address`}},

@@ -169,14 +169,14 @@ func (c *Config) validateJira(v *validator) {
 	switch j.AuthMode {
 	case AuthBasic:
 		if !j.Password.IsSet() {
-			v.add("JIRA_PASSWORD (or JIRA_PASSWORD_FILE) is required with JIRABRIDGE_JIRA_AUTH_MODE=basic")
+			v.add("JIRA_PASSWORD (or JIRABRIDGE_JIRA_PASSWORD_FILE) is required with JIRABRIDGE_JIRA_AUTH_MODE=basic")
 		}
 		if j.Token.IsSet() {
 			v.add("JIRA_TOKEN is set but JIRABRIDGE_JIRA_AUTH_MODE=basic; set the auth mode to bearer or unset the token")
 		}
 	case AuthBearer:
 		if !j.Token.IsSet() {
-			v.add("JIRA_TOKEN (or JIRA_TOKEN_FILE) is required with JIRABRIDGE_JIRA_AUTH_MODE=bearer")
+			v.add("JIRA_TOKEN (or JIRABRIDGE_JIRA_TOKEN_FILE) is required with JIRABRIDGE_JIRA_AUTH_MODE=bearer")
 		}
 		if j.Password.IsSet() {
 			v.add("JIRA_PASSWORD is set but JIRABRIDGE_JIRA_AUTH_MODE=bearer; unset it or set the auth mode to basic")
@@ -206,7 +206,7 @@ func (c *Config) validateSMTP(v *validator, peer bool) {
 		v.add("SMTP_PASSWORD is set but JIRABRIDGE_SMTP_USER is empty; set both or neither")
 	}
 	if s.User != "" && !s.Password.IsSet() {
-		v.add("SMTP_PASSWORD (or SMTP_PASSWORD_FILE) is required when JIRABRIDGE_SMTP_USER is set")
+		v.add("SMTP_PASSWORD (or JIRABRIDGE_SMTP_PASSWORD_FILE) is required when JIRABRIDGE_SMTP_USER is set")
 	}
 	v.caFile("SMTP_CA_FILE", s.CAFile)
 	if v.required("SMTP_FROM", s.From, why) {
@@ -232,7 +232,7 @@ func (c *Config) validateIMAP(v *validator) {
 	v.tls("IMAP", m.Host, m.TLSMode)
 	v.required("IMAP_USER", m.User, "(transport smtp+imap)")
 	if !m.Password.IsSet() {
-		v.add("IMAP_PASSWORD (or IMAP_PASSWORD_FILE) is required (transport smtp+imap)")
+		v.add("IMAP_PASSWORD (or JIRABRIDGE_IMAP_PASSWORD_FILE) is required (transport smtp+imap)")
 	}
 	v.caFile("IMAP_CA_FILE", m.CAFile)
 	v.required("IMAP_MAILBOX", m.Mailbox, "(default INBOX)")
