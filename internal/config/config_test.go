@@ -494,3 +494,12 @@ func TestSecret(t *testing.T) {
 		t.Error("Decode")
 	}
 }
+
+func TestUnknownVars(t *testing.T) {
+	t.Parallel()
+	got := UnknownVars([]string{"JIRABRIDGE_SMTP_HOST=x", "JIRABRIDGE_SMTP_HOSTNAME=y", "HOME=/root", "JIRABRIDGE_JIRA_PASSWORD_FILE=/p", "JIRABRIDGE_POLLINTERVAL=1s"})
+	want := []string{"JIRABRIDGE_SMTP_HOSTNAME", "JIRABRIDGE_POLLINTERVAL"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("UnknownVars = %v, want %v", got, want)
+	}
+}

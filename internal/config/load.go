@@ -240,3 +240,21 @@ func decode(value string, field reflect.Value) error {
 	}
 	return nil
 }
+
+// UnknownVars returns the JIRABRIDGE_ variables in environ (os.Environ's
+// form, NAME=value) that Load does not read: most likely typos, which
+// would otherwise silently leave a default in place.
+func UnknownVars(environ []string) []string {
+	known := map[string]bool{}
+	for _, n := range Variables() {
+		known[n] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, Prefix+"_") && !known[name] {
+			out = append(out, name)
+		}
+	}
+	return out
+}
