@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,11 +36,15 @@ func (c *clock) Add(d time.Duration) {
 
 const testSync = "sync-1"
 
+var quietLog = slog.New(slog.DiscardHandler)
+
+func quiet() *Options { return &Options{NoSync: true, Logger: quietLog} }
+
 // open opens a fresh store in a temporary directory with one sync defined.
 func open(t *testing.T) (*Store, *clock) {
 	t.Helper()
 	clk := newClock()
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "data", FileName), &Options{Now: clk.Now, NoSync: true})
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "data", FileName), &Options{Now: clk.Now, NoSync: true, Logger: quietLog})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -110,7 +115,7 @@ func TestReopenKeepsData(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), FileName)
 	ctx := context.Background()
-	s, err := Open(ctx, path, nil)
+	s, err := Open(ctx, path, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +130,7 @@ func TestReopenKeepsData(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(ctx, path, nil)
+	s, err = Open(ctx, path, quiet())
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
@@ -153,7 +158,7 @@ func TestRefusesNewerSchema(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), FileName)
 	ctx := context.Background()
-	s, err := Open(ctx, path, nil)
+	s, err := Open(ctx, path, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +167,7 @@ func TestRefusesNewerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	_, err = Open(ctx, path, nil)
+	_, err = Open(ctx, path, quiet())
 	if !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("Open newer: got %v, want ErrSchemaTooNew", err)
 	}
@@ -179,7 +184,7 @@ func TestFileModes(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
 	path := filepath.Join(dir, FileName)
-	s, err := Open(context.Background(), path, nil)
+	s, err := Open(context.Background(), path, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +215,7 @@ func TestOpenTightensLooseFile(t *testing.T) {
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(context.Background(), path, nil)
+	s, err := Open(context.Background(), path, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +419,7 @@ func TestOutboxContiguousUnderConcurrentAppends(t *testing.T) {
 func TestSecondStoreSameFile(t *testing.T) {
 	t.Parallel()
 	s, _ := open(t)
-	s2, err := Open(context.Background(), s.Path(), nil)
+	s2, err := Open(context.Background(), s.Path(), quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
