@@ -25,7 +25,7 @@ func TestFailureTransitions(t *testing.T) {
 		want    FailureState
 		wantErr error
 	}{
-		{"skip resolved not yet", func(tx *Tx) error { return tx.FailureRetry(id) }, FailureRetrying, nil},
+		{"retry open", func(tx *Tx) error { return tx.FailureRetry(id) }, FailureRetrying, nil},
 		{"retry while retrying", func(tx *Tx) error { return tx.FailureRetry(id) }, FailureRetrying, ErrBadTransition},
 		{"fails again reopens", func(tx *Tx) error {
 			_, err := tx.FailureRecord(Failure{SyncID: testSync, ChangeID: "c1", IssueKey: "ABC-1", Kind: "update",

@@ -24,7 +24,16 @@ type migration struct {
 }
 
 func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
+	sub, err := fs.Sub(migrationFS, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read embedded migrations: %w", err)
+	}
+	return readMigrations(sub)
+}
+
+// readMigrations reads NNNN_name.sql files from the root of fsys.
+func readMigrations(fsys fs.FS) ([]migration, error) {
+	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		return nil, fmt.Errorf("read embedded migrations: %w", err)
 	}
@@ -36,7 +45,7 @@ func loadMigrations() ([]migration, error) {
 		if !ok || err != nil || v <= 0 {
 			return nil, fmt.Errorf("embedded migration %q: name must be NNNN_name.sql", name)
 		}
-		b, err := migrationFS.ReadFile("migrations/" + name)
+		b, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			return nil, fmt.Errorf("read embedded migration %s: %w", name, err)
 		}
@@ -63,11 +72,7 @@ func SchemaVersion() int {
 // migrate brings the schema up to date, one transaction per step; the
 // version (PRAGMA user_version) is set inside the step's transaction, so a
 // crash mid-step leaves the previous version and the step is redone.
-func (s *Store) migrate(ctx context.Context, log *slog.Logger) error {
-	ms, err := loadMigrations()
-	if err != nil {
-		return err
-	}
+func (s *Store) migrate(ctx context.Context, log *slog.Logger, ms []migration) error {
 	current, err := s.userVersion(ctx)
 	if err != nil {
 		return err

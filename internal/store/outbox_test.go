@@ -149,7 +149,7 @@ func TestOutboxSendAckPrune(t *testing.T) {
 	})
 }
 
-// TestOutboxPruneKeepsUnackedHole: an unacked envelope stops pruning, so the
+// TestOutboxPruneStopsAtUnacked: an unacked envelope stops pruning, so the
 // tombstone watermark never covers something that is still needed.
 func TestOutboxPruneStopsAtUnacked(t *testing.T) {
 	t.Parallel()

@@ -375,7 +375,7 @@ func TestConcurrentReadersOneWriter(t *testing.T) {
 	}
 }
 
-// TestConcurrentWriters: many goroutines appending at once all succeed (the
+// TestOutboxContiguousUnderConcurrentAppends: many goroutines appending at once all succeed (the
 // single write connection queues them) and the numbers are 1..N without a
 // hole or a repeat.
 func TestOutboxContiguousUnderConcurrentAppends(t *testing.T) {
