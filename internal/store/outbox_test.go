@@ -192,3 +192,51 @@ func TestOutboxUnknownSync(t *testing.T) {
 		t.Fatal("append to an unknown sync succeeded, want a foreign key error")
 	}
 }
+
+func TestOutboxAppendFunc(t *testing.T) {
+	t.Parallel()
+	s, clk := open(t)
+	update(t, s, func(tx *Tx) error {
+		for want := uint64(1); want <= 3; want++ {
+			seq, err := tx.OutboxAppendFunc(testSync, "changes", func(seq uint64) ([]byte, error) {
+				return []byte{byte(seq)}, nil
+			})
+			if err != nil {
+				return err
+			}
+			e, err := tx.OutboxGet(testSync, seq)
+			if err != nil {
+				return err
+			}
+			if seq != want || len(e.Sealed) != 1 || uint64(e.Sealed[0]) != want {
+				t.Errorf("append: got seq %d sealed %v, want %d", seq, e.Sealed, want)
+			}
+		}
+		boom := errors.New("seal failed")
+		if _, err := tx.OutboxAppendFunc(testSync, "changes", func(uint64) ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
+			t.Errorf("failing seal: got %v, want it unchanged", err)
+		}
+		next, err := tx.OutboxNextSeq(testSync)
+		if err != nil {
+			return err
+		}
+		if next != 4 {
+			t.Errorf("next after failing seal: got %d, want 4", next)
+		}
+		return nil
+	})
+	clk.Add(time.Minute)
+	view(t, s, func(tx *Tx) error {
+		st, err := tx.OutboxStats(testSync)
+		if err != nil {
+			return err
+		}
+		if got := st.OldestUnackedAge(clk.Now()); got != time.Minute {
+			t.Errorf("oldest unacked age: got %v, want 1m", got)
+		}
+		if got := (OutboxStats{}).OldestUnackedAge(clk.Now()); got != 0 {
+			t.Errorf("age of an empty outbox: got %v, want 0", got)
+		}
+		return nil
+	})
+}

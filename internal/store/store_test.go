@@ -459,3 +459,20 @@ func TestOpenEmptyPath(t *testing.T) {
 		t.Fatal("Open(\"\") succeeded, want an error")
 	}
 }
+
+func TestUpdateCancelledContext(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.Update(ctx, func(tx *Tx) error { return tx.CursorSet("c", "v") })
+	if err == nil {
+		t.Fatal("Update with a cancelled context succeeded")
+	}
+	view(t, s, func(tx *Tx) error {
+		if _, ok, _ := tx.CursorGet("c"); ok {
+			t.Error("cursor written under a cancelled context")
+		}
+		return nil
+	})
+}
