@@ -36,11 +36,21 @@ type OutboxStats struct {
 // contiguous from 1: the next is one more than the highest ever assigned,
 // pruned ones included; the single writer makes this race-free.
 //
-// Sealing needs the sequence number before the bytes exist, so callers that
-// put the number inside the envelope call OutboxNextSeq first in the same
-// transaction.
+// The envelope carries its own sequence number inside the signature, so
+// most callers want OutboxAppendFunc, which hands the number to the sealer.
 func (t *Tx) OutboxAppend(syncID, kind string, sealed []byte) (uint64, error) {
+	return t.OutboxAppendFunc(syncID, kind, func(uint64) ([]byte, error) { return sealed, nil })
+}
+
+// OutboxAppendFunc assigns the next sequence number, calls seal with it to
+// get the sealed bytes, and stores them under that number. An error from
+// seal is returned unchanged and nothing is stored.
+func (t *Tx) OutboxAppendFunc(syncID, kind string, seal func(seq uint64) ([]byte, error)) (uint64, error) {
 	seq, err := t.OutboxNextSeq(syncID)
+	if err != nil {
+		return 0, err
+	}
+	sealed, err := seal(seq)
 	if err != nil {
 		return 0, err
 	}
@@ -57,7 +67,8 @@ func (t *Tx) OutboxAppend(syncID, kind string, sealed []byte) (uint64, error) {
 }
 
 // OutboxNextSeq is the sequence number the next OutboxAppend of this
-// transaction will assign.
+// transaction will assign (for a heartbeat or ack that must not take one:
+// it tells which number the peer should expect next).
 func (t *Tx) OutboxNextSeq(syncID string) (uint64, error) {
 	var seq uint64
 	err := t.queryRow(`SELECT MAX(
@@ -231,4 +242,13 @@ func (t *Tx) OutboxStats(syncID string) (OutboxStats, error) {
 	s.HighestSent = max(s.HighestSent, s.PrunedThrough)
 	s.HighestAcked = max(s.HighestAcked, s.PrunedThrough)
 	return s, nil
+}
+
+// OldestUnackedAge is how long the oldest unacked envelope has waited at
+// now; zero when everything is acked.
+func (s OutboxStats) OldestUnackedAge(now time.Time) time.Duration {
+	if s.OldestUnacked.IsZero() {
+		return 0
+	}
+	return now.Sub(s.OldestUnacked)
 }

@@ -59,6 +59,9 @@ type Options struct {
 	// synchronous=FULL, because the receiver deletes a mail as soon as the
 	// inbox row is committed.
 	NoSync bool
+
+	// migrations replaces the embedded ones in tests.
+	migrations []migration
 }
 
 func (o *Options) withDefaults() Options {
@@ -79,6 +82,13 @@ func (o *Options) withDefaults() Options {
 		r.Logger = slog.Default()
 	}
 	return r
+}
+
+func (o *Options) migrationList() ([]migration, error) {
+	if o.migrations != nil {
+		return o.migrations, nil
+	}
+	return loadMigrations()
 }
 
 // Store is an open database. It is safe for concurrent use.
@@ -105,6 +115,10 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	if err := createPrivate(path); err != nil {
 		return nil, err
 	}
+	migrations, err := o.migrationList()
+	if err != nil {
+		return nil, err
+	}
 
 	busy := fmt.Sprint(o.BusyTimeout.Milliseconds())
 	wq := url.Values{}
@@ -127,7 +141,7 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	write.SetConnMaxIdleTime(0)
 
 	s := &Store{path: path, write: write, now: o.Now}
-	if err := s.migrate(ctx, o.Logger); err != nil {
+	if err := s.migrate(ctx, o.Logger, migrations); err != nil {
 		write.Close()
 		return nil, err
 	}
@@ -232,7 +246,9 @@ func (t *Tx) Now() time.Time { return t.now() }
 
 // Update runs fn in one write transaction and commits it if fn returns nil;
 // on an error (or a panic) nothing fn wrote is kept and fn's error is
-// returned unchanged. Writers are serialised.
+// returned unchanged. Writers are serialised: fn must not call Update
+// itself (it would wait for its own connection), and should not wait on
+// anything slow (a Jira call, a send) while holding the write lock.
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	return s.run(ctx, s.write, false, fn)
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,11 +36,15 @@ func (c *clock) Add(d time.Duration) {
 
 const testSync = "sync-1"
 
+var quietLog = slog.New(slog.DiscardHandler)
+
+func quiet() *Options { return &Options{NoSync: true, Logger: quietLog} }
+
 // open opens a fresh store in a temporary directory with one sync defined.
 func open(t *testing.T) (*Store, *clock) {
 	t.Helper()
 	clk := newClock()
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "data", FileName), &Options{Now: clk.Now, NoSync: true})
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "data", FileName), &Options{Now: clk.Now, NoSync: true, Logger: quietLog})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -110,7 +115,7 @@ func TestReopenKeepsData(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), FileName)
 	ctx := context.Background()
-	s, err := Open(ctx, path, nil)
+	s, err := Open(ctx, path, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +130,7 @@ func TestReopenKeepsData(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(ctx, path, nil)
+	s, err = Open(ctx, path, quiet())
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
@@ -153,7 +158,7 @@ func TestRefusesNewerSchema(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), FileName)
 	ctx := context.Background()
-	s, err := Open(ctx, path, nil)
+	s, err := Open(ctx, path, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +167,7 @@ func TestRefusesNewerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	_, err = Open(ctx, path, nil)
+	_, err = Open(ctx, path, quiet())
 	if !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("Open newer: got %v, want ErrSchemaTooNew", err)
 	}
@@ -179,7 +184,7 @@ func TestFileModes(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
 	path := filepath.Join(dir, FileName)
-	s, err := Open(context.Background(), path, nil)
+	s, err := Open(context.Background(), path, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +215,7 @@ func TestOpenTightensLooseFile(t *testing.T) {
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(context.Background(), path, nil)
+	s, err := Open(context.Background(), path, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +375,7 @@ func TestConcurrentReadersOneWriter(t *testing.T) {
 	}
 }
 
-// TestConcurrentWriters: many goroutines appending at once all succeed (the
+// TestOutboxContiguousUnderConcurrentAppends: many goroutines appending at once all succeed (the
 // single write connection queues them) and the numbers are 1..N without a
 // hole or a repeat.
 func TestOutboxContiguousUnderConcurrentAppends(t *testing.T) {
@@ -414,7 +419,7 @@ func TestOutboxContiguousUnderConcurrentAppends(t *testing.T) {
 func TestSecondStoreSameFile(t *testing.T) {
 	t.Parallel()
 	s, _ := open(t)
-	s2, err := Open(context.Background(), s.Path(), nil)
+	s2, err := Open(context.Background(), s.Path(), quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,4 +458,21 @@ func TestOpenEmptyPath(t *testing.T) {
 	if _, err := Open(context.Background(), "", nil); err == nil {
 		t.Fatal("Open(\"\") succeeded, want an error")
 	}
+}
+
+func TestUpdateCancelledContext(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.Update(ctx, func(tx *Tx) error { return tx.CursorSet("c", "v") })
+	if err == nil {
+		t.Fatal("Update with a cancelled context succeeded")
+	}
+	view(t, s, func(tx *Tx) error {
+		if _, ok, _ := tx.CursorGet("c"); ok {
+			t.Error("cursor written under a cancelled context")
+		}
+		return nil
+	})
 }
