@@ -1,0 +1,310 @@
+package filedrop
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jirabridge/jirabridge/internal/errclass"
+	"github.com/jirabridge/jirabridge/transport"
+	"github.com/jirabridge/jirabridge/transport/transporttest"
+)
+
+// harness connects a Sender and Receivers through one directory: the
+// outgoing directory of one side is the incoming directory of the other,
+// as after carrying the files over.
+type harness struct {
+	dir  string
+	wake chan struct{}
+
+	mu       sync.Mutex
+	reported []string
+	injected int
+}
+
+func newHarness(t *testing.T) transporttest.Harness {
+	return &harness{dir: t.TempDir(), wake: make(chan struct{}, 1)}
+}
+
+// wakingSender pokes the receiver after each write, as a notify channel
+// would; the receiver never polls in tests.
+type wakingSender struct {
+	*Sender
+	wake chan struct{}
+}
+
+func (s wakingSender) Send(ctx context.Context, m transport.Outgoing) error {
+	err := s.Sender.Send(ctx, m)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+func (h *harness) NewSender(t *testing.T) transport.Sender {
+	s, err := NewSender(h.dir, SenderOptions{From: "a@a.example.com", To: []string{"b@b.example.org"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wakingSender{s, h.wake}
+}
+
+func (h *harness) NewReceiver(t *testing.T) transport.Receiver {
+	r, err := NewReceiver(h.dir, ReceiverOptions{
+		PollInterval: -1,
+		Wake:         h.wake,
+		OnQuarantine: func(name, reason string) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.reported = append(h.reported, reason)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// InjectRaw drops a file as a person would, under a name that sorts before
+// the sender's files.
+func (h *harness) InjectRaw(t *testing.T, raw []byte) {
+	h.mu.Lock()
+	h.injected++
+	name := filepath.Join(h.dir, "0000-injected-"+string(rune('a'+h.injected))+".eml")
+	h.mu.Unlock()
+	if err := os.WriteFile(name, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (h *harness) Quarantined(t *testing.T) [][]byte {
+	entries, err := os.ReadDir(filepath.Join(h.dir, QuarantineDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".reason") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(h.dir, QuarantineDir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func (h *harness) Reported(*testing.T) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.reported)
+}
+
+func TestBehaviourSuite(t *testing.T) {
+	t.Parallel()
+	transporttest.Run(t, newHarness)
+}
+
+func TestFileNameSortsBySeq(t *testing.T) {
+	t.Parallel()
+	var names []string
+	for _, seq := range []uint64{10, 9, 100, 1, 18446744073709551615} {
+		names = append(names, FileName(transport.Meta{Sync: "s", Sender: "n", Seq: seq}))
+	}
+	slices.Sort(names)
+	want := []string{
+		"s-n-00000000000000000001.eml",
+		"s-n-00000000000000000009.eml",
+		"s-n-00000000000000000010.eml",
+		"s-n-00000000000000000100.eml",
+		"s-n-18446744073709551615.eml",
+	}
+	if !slices.Equal(names, want) {
+		t.Errorf("sorted names = %q, want %q", names, want)
+	}
+}
+
+func TestSendWritesTheMailBytes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	now := time.Date(2026, 11, 24, 4, 0, 0, 0, time.UTC)
+	s, err := NewSender(dir, SenderOptions{From: "a@a.example.com", To: []string{"b@b.example.org"}, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := transporttest.Envelope(7, 123)
+	if err := s.Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	want, err := transport.EncodeMail(m, transport.MailHeader{From: "a@a.example.com", To: []string{"b@b.example.org"}, Date: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, FileName(m.Meta)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Error("file content differs from EncodeMail output")
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("%d entries in the outgoing directory, want 1 (temporary files left?)", len(entries))
+	}
+}
+
+func TestMissingDirectoryIsPermanentAndNamesTheVariable(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "nope")
+	_, err := NewSender(missing, SenderOptions{})
+	if errclass.Of(err) != errclass.Permanent || !strings.Contains(err.Error(), DefaultOutgoingVar) {
+		t.Errorf("NewSender on a missing dir: err = %v (class %v), want permanent naming %s", err, errclass.Of(err), DefaultOutgoingVar)
+	}
+	_, err = NewReceiver(missing, ReceiverOptions{DirVar: "MY_IN_DIR"})
+	if errclass.Of(err) != errclass.Permanent || !strings.Contains(err.Error(), "MY_IN_DIR") {
+		t.Errorf("NewReceiver on a missing dir: err = %v, want permanent naming MY_IN_DIR", err)
+	}
+
+	// The directory disappears after start (share unmounted, stick pulled
+	// and not re-inserted under the same path).
+	dir := filepath.Join(t.TempDir(), "out")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSender(dir, SenderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Send(context.Background(), transporttest.Envelope(1, 10))
+	if errclass.Of(err) != errclass.Permanent || !strings.Contains(err.Error(), DefaultOutgoingVar) {
+		t.Errorf("Send into a removed dir: err = %v, want permanent naming %s", err, DefaultOutgoingVar)
+	}
+}
+
+func TestReceiverSkipsTempAndOtherFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	m := transporttest.Envelope(3, 50)
+	raw, err := transport.EncodeMail(m, transporttest.MailHeader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		".tmp-s-n-00000000000000000001.eml-abcdef": raw[:len(raw)/2], // a writer mid-way
+		"README.txt":                 []byte("carry these files to the other site"),
+		"Saved From Thunderbird.EML": raw, // exported by a person, any name
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var reported []string
+	r, err := NewReceiver(dir, ReceiverOptions{PollInterval: -1, OnQuarantine: func(n, reason string) { reported = append(reported, n+":"+reason) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, ack, err := r.Receive(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.ID != "Saved From Thunderbird.EML" || in.Meta.Seq != 3 {
+		t.Errorf("received %s seq %d, want the exported mail seq 3", in.ID, in.Meta.Seq)
+	}
+	if err := ack(context.Background(), transport.Stored); err != nil {
+		t.Fatal(err)
+	}
+	if err := ack(context.Background(), transport.Stored); err == nil {
+		t.Error("a second ack succeeded, want an error")
+	}
+	if _, err := os.Stat(filepath.Join(dir, ProcessedDir, "Saved From Thunderbird.EML")); err != nil {
+		t.Errorf("stored file not in processed/: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := r.Receive(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Receive on a directory with nothing to read: err = %v, want context.Canceled", err)
+	}
+	for _, name := range []string{".tmp-s-n-00000000000000000001.eml-abcdef", "README.txt"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s was touched: %v", name, err)
+		}
+	}
+	if len(reported) != 0 {
+		t.Errorf("reported %q, want nothing", reported)
+	}
+}
+
+func TestQuarantineWritesReasonAndNeverOverwrites(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var reported []string
+	r, err := NewReceiver(dir, ReceiverOptions{PollInterval: -1, MaxSize: 2500, OnQuarantine: func(n, reason string) { reported = append(reported, n+":"+reason) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, err := transport.EncodeMail(transporttest.Envelope(1, 3000), transporttest.MailHeader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each round: a bad file named x.eml, then a good one that sorts after
+	// it, so Receive quarantines the first and returns the second.
+	for i, bad := range [][]byte{transporttest.UnrelatedMail("one"), big} {
+		good, err := transport.EncodeMail(transporttest.Envelope(uint64(10+i), 10), transporttest.MailHeader())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "x.eml"), bad, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "y.eml"), good, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		in, ack, err := r.Receive(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.ID != "y.eml" {
+			t.Fatalf("received %s, want y.eml", in.ID)
+		}
+		if err := ack(context.Background(), transport.Quarantined("bad_signature")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"x.eml:" + transport.ReasonNotMultipart, "x.eml:" + transport.ReasonTooLarge}
+	if !slices.Equal(reported, want) {
+		t.Errorf("reported %q, want %q", reported, want)
+	}
+	for f, reason := range map[string]string{
+		"x.eml.reason":   transport.ReasonNotMultipart,
+		"x.1.eml.reason": transport.ReasonTooLarge,
+		"y.eml.reason":   "bad_signature",
+		"y.1.eml.reason": "bad_signature",
+	} {
+		b, err := os.ReadFile(filepath.Join(dir, QuarantineDir, f))
+		if err != nil {
+			t.Errorf("quarantine/%s: %v", f, err)
+			continue
+		}
+		if !strings.HasPrefix(string(b), reason) {
+			t.Errorf("quarantine/%s = %q, want it to start with %s", f, b, reason)
+		}
+		if _, err := os.Stat(filepath.Join(dir, QuarantineDir, strings.TrimSuffix(f, ".reason"))); err != nil {
+			t.Errorf("quarantined file next to %s: %v", f, err)
+		}
+	}
+}
