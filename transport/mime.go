@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-message"
@@ -40,6 +41,10 @@ const MessageIDDomain = "jirabridge.invalid"
 // otherwise. It is above the 10 MB the SMTP sender allows by default, so
 // that what a mail server accepted with its own headers added still decodes.
 const DefaultMaxMailSize = 32 << 20
+
+// parsedTexts parses the embedded templates once; they never change at run
+// time, and parsing them for every mail would be waste.
+var parsedTexts = sync.OnceValues(templates.ParseText)
 
 // MailHeader is what a mail says about its addressing. It is passed in, not
 // read from the clock or the configuration, so that the same input always
@@ -133,7 +138,7 @@ func EncodeMail(m Outgoing, h MailHeader) ([]byte, error) {
 		date = time.Now()
 	}
 
-	texts, err := templates.ParseText()
+	texts, err := parsedTexts()
 	if err != nil {
 		return nil, fmt.Errorf("encode mail: %w", err)
 	}

@@ -209,3 +209,28 @@ func TestDecodeMailRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeMail7bit covers a gateway that decoded the base64 attachment
+// and re-sent it as 7bit, which is possible when the envelope is ASCII.
+func TestDecodeMail7bit(t *testing.T) {
+	t.Parallel()
+	o := goldenOutgoing()
+	o.Sealed = []byte("ASCII-ARMORED-ENVELOPE-" + strings.Repeat("0123456789abcdef", 8))
+	raw, err := EncodeMail(o, goldenHeader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, body, _ := strings.Cut(string(raw), "Content-Transfer-Encoding: base64\r\n\r\n")
+	b64, tail, _ := strings.Cut(body, "\r\n--")
+	if b64 == "" || tail == "" {
+		t.Fatal("golden layout changed; update this test")
+	}
+	mangled := head + "Content-Transfer-Encoding: 7bit\r\n\r\n" + string(o.Sealed) + "\r\n--" + tail
+	_, sealed, err := DecodeMail([]byte(mangled))
+	if err != nil {
+		t.Fatalf("DecodeMail: %v", err)
+	}
+	if !bytes.Equal(sealed, o.Sealed) {
+		t.Errorf("sealed = %q, want %q", sealed, o.Sealed)
+	}
+}

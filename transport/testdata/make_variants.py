@@ -136,3 +136,12 @@ w("reject-truncated.eml", g[: len(g) - 200])
 w("reject-empty_envelope.eml", mail(env=env_head + b"\r\n\r\n"))
 w("reject-bad_headers.eml", b"this is not a header line\r\n" + g)
 w("reject-not_multipart.eml", head.replace(re.search(rb"Content-Type: multipart/mixed;\r\n boundary=\"[^\"]+\"", head).group(0), b"Content-Type: application/vnd.jirabridge.envelope") + b"\r\n\r\n" + env_b64)
+
+# Signed by an S/MIME gateway: the mail becomes the first part of a
+# multipart/signed mail.
+sb = b"----smime-gateway-7f3a9c"
+inner_ct2 = re.search(rb"Content-Type: multipart/mixed;\r\n boundary=\"[^\"]+\"", head).group(0)
+h4 = head.replace(inner_ct2, b'Content-Type: multipart/signed; protocol="application/pkcs7-signature";\r\n micalg=sha-256; boundary="' + sb + b'"')
+w("smime-signed-by-gateway.eml", h4 + b"\r\n\r\nThis is an S/MIME signed message\r\n\r\n--" + sb + b"\r\n" + inner_ct2 + b"\r\n\r\n" + body + b"\r\n--" + sb +
+  b"\r\nContent-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\nContent-Transfer-Encoding: base64\r\n"
+  b"Content-Disposition: attachment; filename=\"smime.p7s\"\r\n\r\nMIAGCSqGSIb3DQEHAqCAMIACAQExDzANBglghkgBZQMEAgEFADCABgkqhkiG9w0BBwEAAKCAMIIF\r\n--" + sb + b"--\r\n")
