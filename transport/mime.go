@@ -337,7 +337,13 @@ func (o DecodeOptions) Decode(raw []byte) (Meta, []byte, error) {
 		max = DefaultMaxMailSize
 	}
 	if len(raw) > max {
-		return Meta{}, nil, &DecodeError{Reason: ReasonTooLarge, Err: fmt.Errorf("mail of %d bytes exceeds the limit of %d bytes", len(raw), max)}
+		// Look at the header only, to tell an oversized envelope from
+		// some unrelated big mail.
+		foreign := true
+		if th, err := textproto.ReadHeader(bufioReader(raw[:min(len(raw), 1<<20)])); err == nil {
+			foreign = !hasMetaHeaders(message.Header{Header: th})
+		}
+		return Meta{}, nil, &DecodeError{Reason: ReasonTooLarge, Foreign: foreign, Err: fmt.Errorf("mail of %d bytes exceeds the limit of %d bytes", len(raw), max)}
 	}
 	return decode(raw, 0)
 }
@@ -364,7 +370,7 @@ func decode(raw []byte, forwardDepth int) (Meta, []byte, error) {
 		return Meta{}, nil, &DecodeError{Reason: ReasonBadHeaders, Err: err}
 	}
 	h := message.Header{Header: th}
-	hasMeta := h.Has(HeaderSync) || h.Has(HeaderSeq) || h.Has(HeaderKind) || h.Has(HeaderSender)
+	hasMeta := hasMetaHeaders(h)
 
 	ent, err := message.New(h, br)
 	if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
@@ -416,6 +422,10 @@ func decode(raw []byte, forwardDepth int) (Meta, []byte, error) {
 		return Meta{}, nil, err
 	}
 	return meta, env.body, nil
+}
+
+func hasMetaHeaders(h message.Header) bool {
+	return h.Has(HeaderSync) || h.Has(HeaderSeq) || h.Has(HeaderKind) || h.Has(HeaderSender)
 }
 
 func walk(mr message.MultipartReader, f *found, depth int) error {

@@ -234,3 +234,12 @@ func TestDecodeMail7bit(t *testing.T) {
 		t.Errorf("sealed = %q, want %q", sealed, o.Sealed)
 	}
 }
+
+func TestDecodeMailTooLargeForeign(t *testing.T) {
+	t.Parallel()
+	raw := []byte("From: a@example.org\r\nSubject: holiday pictures\r\n\r\n" + strings.Repeat("x", 1000))
+	_, _, err := DecodeOptions{MaxSize: 500}.Decode(raw)
+	if DecodeReason(err) != ReasonTooLarge || !errors.Is(err, ErrNotJirabridge) {
+		t.Errorf("err = %v, want too_large and ErrNotJirabridge", err)
+	}
+}
