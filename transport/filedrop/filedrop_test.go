@@ -308,3 +308,127 @@ func TestQuarantineWritesReasonAndNeverOverwrites(t *testing.T) {
 		}
 	}
 }
+
+func TestReceiveInSequenceOrder(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := NewSender(dir, SenderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := []uint64{12, 3, 100, 1, 9, 10}
+	for _, seq := range sent {
+		if err := s.Send(context.Background(), transporttest.Envelope(seq, 20)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := NewReceiver(dir, ReceiverOptions{PollInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for range sent {
+		in, ack, err := r.Receive(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, in.Meta.Seq)
+		if err := ack(context.Background(), transport.Stored); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []uint64{1, 3, 9, 10, 12, 100}
+	if !slices.Equal(got, want) {
+		t.Errorf("received %v, want %v", got, want)
+	}
+}
+
+// TestPollPicksUpLateFile checks the polling path: a file written while
+// Receive waits is found without any wake-up.
+func TestPollPicksUpLateFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r, err := NewReceiver(dir, ReceiverOptions{PollInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		in  *transport.Incoming
+		err error
+	}
+	done := make(chan result, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go func() {
+		in, _, err := r.Receive(ctx)
+		done <- result{in, err}
+	}()
+	s, err := NewSender(dir, SenderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(context.Background(), transporttest.Envelope(5, 10)); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if res.err != nil || res.in.Meta.Seq != 5 {
+		t.Errorf("Receive = %+v, %v; want seq 5", res.in, res.err)
+	}
+}
+
+// TestConcurrentReceiveHandsOutEachFileOnce runs Receive from several
+// goroutines: every file must go to exactly one of them.
+func TestConcurrentReceiveHandsOutEachFileOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := NewSender(dir, SenderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 30
+	for i := 1; i <= n; i++ {
+		if err := s.Send(context.Background(), transporttest.Envelope(uint64(i), 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := NewReceiver(dir, ReceiverOptions{PollInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[uint64]int{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				total := 0
+				for _, c := range seen {
+					total += c
+				}
+				mu.Unlock()
+				if total >= n {
+					return
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+				in, ack, err := r.Receive(ctx)
+				cancel()
+				if err != nil {
+					continue // nothing left for this goroutine right now
+				}
+				mu.Lock()
+				seen[in.Meta.Seq]++
+				mu.Unlock()
+				if err := ack(context.Background(), transport.Stored); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i := uint64(1); i <= n; i++ {
+		if seen[i] != 1 {
+			t.Errorf("seq %d handed out %d times, want 1", i, seen[i])
+		}
+	}
+}
