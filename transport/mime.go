@@ -362,6 +362,13 @@ type foundPart struct {
 }
 
 func decode(raw []byte, forwardDepth int) (Meta, []byte, error) {
+	// A mail saved by a client in mbox style starts with a "From " line
+	// that is not a header field.
+	if bytes.HasPrefix(raw, []byte("From ")) {
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			raw = raw[i+1:]
+		}
+	}
 	// Split the header ourselves so a malformed header block is reported
 	// as such, and an LF-only mail reads like a CRLF one.
 	br := bufioReader(raw)

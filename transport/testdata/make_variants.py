@@ -145,3 +145,6 @@ h4 = head.replace(inner_ct2, b'Content-Type: multipart/signed; protocol="applica
 w("smime-signed-by-gateway.eml", h4 + b"\r\n\r\nThis is an S/MIME signed message\r\n\r\n--" + sb + b"\r\n" + inner_ct2 + b"\r\n\r\n" + body + b"\r\n--" + sb +
   b"\r\nContent-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\nContent-Transfer-Encoding: base64\r\n"
   b"Content-Disposition: attachment; filename=\"smime.p7s\"\r\n\r\nMIAGCSqGSIb3DQEHAqCAMIACAQExDzANBglghkgBZQMEAgEFADCABgkqhkiG9w0BBwEAAKCAMIIF\r\n--" + sb + b"--\r\n")
+
+# Saved by a client in mbox style: a "From " separator line first, LF.
+w("mbox-from-line.eml", b"From bridge-a@a.example.com Tue Nov 24 04:00:03 2026\n" + (received + mail()).replace(b"\r\n", b"\n"))
