@@ -36,6 +36,10 @@ const (
 	QuarantineDir = "quarantine"
 )
 
+// ReasonUnreadable is the quarantine reason of a file the receiver may not
+// read; the other reasons are transport.DecodeMail's.
+const ReasonUnreadable = "unreadable_file"
+
 // Default names of the environment variables that point at the
 // directories, used in error messages that tell the operator what to set.
 const (
@@ -377,21 +381,26 @@ func (r *Receiver) release(name string) {
 func (r *Receiver) take(name string) (*transport.Incoming, transport.AckFunc, error) {
 	path := filepath.Join(r.dir, name)
 	raw, err := readLimited(path, r.o.MaxSize)
-	if errors.Is(err, fs.ErrNotExist) {
+	var reason string
+	switch {
+	case err == nil:
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil, nil // moved away by someone else meanwhile
-	}
-	if err != nil && !errors.Is(err, errTooLarge) {
+	case errors.Is(err, errTooLarge):
+		reason = transport.ReasonTooLarge
+	case errors.Is(err, fs.ErrPermission):
+		// One file nobody may read must not stop the whole drop.
+		reason = ReasonUnreadable
+	default:
 		return nil, nil, classifyIO("filedrop_read", fmt.Errorf("filedrop read %s: %w", name, err))
 	}
 	var meta transport.Meta
 	var sealed []byte
 	if err == nil {
 		meta, sealed, err = transport.DecodeOptions{MaxSize: r.o.MaxSize}.Decode(raw)
-	} else {
-		err = &transport.DecodeError{Reason: transport.ReasonTooLarge, Err: err}
+		reason = transport.DecodeReason(err)
 	}
 	if err != nil {
-		reason := transport.DecodeReason(err)
 		if qerr := r.quarantine(name, reason+": "+err.Error()); qerr != nil {
 			return nil, nil, qerr
 		}

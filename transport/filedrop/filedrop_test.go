@@ -432,3 +432,33 @@ func TestConcurrentReceiveHandsOutEachFileOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestUnreadableFileIsQuarantined(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() == 0 {
+		t.Skip("root reads every file; run as another user to test unreadable files")
+	}
+	dir := t.TempDir()
+	raw, err := transport.EncodeMail(transporttest.Envelope(1, 10), transporttest.MailHeader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a.eml"), raw, 0o000); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "b.eml"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var reported []string
+	r, err := NewReceiver(dir, ReceiverOptions{PollInterval: -1, OnQuarantine: func(n, reason string) { reported = append(reported, n+":"+reason) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _, err := r.Receive(context.Background())
+	if err != nil || in.ID != "b.eml" {
+		t.Fatalf("Receive = %v, %v; want b.eml", in, err)
+	}
+	if want := []string{"a.eml:" + ReasonUnreadable}; !slices.Equal(reported, want) {
+		t.Errorf("reported %q, want %q", reported, want)
+	}
+}
