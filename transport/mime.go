@@ -79,7 +79,10 @@ func Subject(m Meta) string {
 
 // idPattern limits sync and sender ids to characters that are safe in a
 // header, a Message-ID and a file name.
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+// It is a dot-atom (RFC 5322) so the Message-ID stays valid.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$`)
+
+func validID(id string) bool { return len(id) <= 128 && idPattern.MatchString(id) }
 
 func validKind(k string) bool {
 	switch k {
@@ -91,11 +94,11 @@ func validKind(k string) bool {
 
 // checkMeta reports what is wrong with m as routing information.
 func checkMeta(m Meta) error {
-	if !idPattern.MatchString(m.Sync) {
-		return fmt.Errorf("sync id %q: want 1 to 128 of A-Z a-z 0-9 _ . - not starting with . or -", m.Sync)
+	if !validID(m.Sync) {
+		return fmt.Errorf("sync id %q: want 1 to 128 of A-Z a-z 0-9 _ - and single dots, starting with a letter, digit or _", m.Sync)
 	}
-	if !idPattern.MatchString(m.Sender) {
-		return fmt.Errorf("sender id %q: want 1 to 128 of A-Z a-z 0-9 _ . - not starting with . or -", m.Sender)
+	if !validID(m.Sender) {
+		return fmt.Errorf("sender id %q: want 1 to 128 of A-Z a-z 0-9 _ - and single dots, starting with a letter, digit or _", m.Sender)
 	}
 	if !validKind(m.Kind) {
 		return fmt.Errorf("kind %q: want one of %s, %s, %s, %s", m.Kind, KindChanges, KindControl, KindConfig, KindHandshake)
