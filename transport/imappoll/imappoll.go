@@ -99,6 +99,9 @@ type Options struct {
 	After func(d time.Duration) <-chan time.Time
 
 	Logger *slog.Logger
+	// Debug, when set, receives the raw IMAP dialogue, passwords included:
+	// for debugging only.
+	Debug io.Writer
 }
 
 // Cursor is the tracking state of one mailbox.
@@ -388,6 +391,7 @@ func (r *Receiver) connect(ctx context.Context) error {
 			},
 		},
 	}
+	copts.DebugWriter = r.opts.Debug
 	var c *imapclient.Client
 	switch r.opts.TLSMode {
 	case TLSImplicit:
