@@ -4,6 +4,7 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +30,9 @@ type Env struct {
 	Stderr io.Writer
 	// Getenv reads process settings; nil means no variables are set.
 	Getenv func(string) string
+	// Context ends long-running commands (run, demo) when done; nil means
+	// they stop on SIGINT or SIGTERM. Tests cancel it instead of signalling.
+	Context context.Context
 }
 
 // command is one subcommand. run returns the exit status.
@@ -43,6 +47,13 @@ func commands() []command {
 	return []command{
 		{"version", "print the version", cmdVersion},
 		{"config", "inspect process settings (config check)", cmdConfig},
+		{"init", "create the sync as the master and write the handshake file", cmdInit},
+		{"join", "join a sync as the slave with the master's handshake file", cmdJoin},
+		{"publish", "master: send the sync definition's aliases to the slave", cmdPublish},
+		{"start", "start syncing (RUNNING)", cmdStart},
+		{"stop", "stop syncing (STOPPED)", cmdStop},
+		{"status", "show the sync's state, set-up progress and link figures", cmdStatus},
+		{"run", "run the bridge daemon until SIGTERM", cmdRun},
 	}
 }
 
