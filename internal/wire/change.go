@@ -67,6 +67,9 @@ type Change struct {
 	Attachment    *Attachment `json:"attachment,omitempty"`
 	Link          *Link       `json:"link,omitempty"`
 	Watcher       *User       `json:"watcher,omitempty"`
+	// Chunk is one piece of a large attachment (kind attachment.chunk),
+	// see Chunk.
+	Chunk *Chunk `json:"chunk,omitempty"`
 }
 
 // User is a person as the user policy allows sending them; every part is
