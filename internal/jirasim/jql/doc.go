@@ -30,6 +30,7 @@
 //	parent                  "parent"         Issue(key, id)
 //	issuetype, type         "issuetype"      String(name, id)
 //	status                  "status"         String(name, id)
+//	statusCategory          "statusCategory" String(key, name, id): "new", "To Do", "2"
 //	resolution              "resolution"     String(name, id); "Unresolved" means EMPTY
 //	priority                "priority"       String(name, id)
 //	labels                  "labels"         String per label
@@ -38,7 +39,8 @@
 //	resolved                "resolutiondate" Time
 //	due, duedate            "duedate"        Time (day precision)
 //	creator, reporter, assignee              String(username, display name, e-mail, ...)
-//	summary, description, environment, comment, text (~ only)   String
+//	summary, description, environment, comment (~ only)   String per text
+//	text (~ only)           "text"           summary, description, environment, comments
 //	cf[10010], customfield_10010, "Display Name"   Options.CustomField, then "customfield_10010"
 //
 // # Semantics (Jira's, where known)

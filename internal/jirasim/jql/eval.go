@@ -260,7 +260,27 @@ func textMatch(vals []Value, q string) bool {
 }
 
 func tokenize(s string, keepStar bool) []string {
-	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
+	words := strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
 		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !(keepStar && r == '*')
 	})
+	for i, w := range words {
+		if !strings.HasSuffix(w, "*") {
+			words[i] = stem(w)
+		}
+	}
+	return words
+}
+
+// stem folds English plurals, a rough stand-in for the stemming of Jira's
+// English analyzer: "crashes" and "crash", "logins" and "login" match.
+func stem(w string) string {
+	switch {
+	case len(w) > 4 && strings.HasSuffix(w, "ies"):
+		return w[:len(w)-3] + "y"
+	case len(w) > 4 && strings.HasSuffix(w, "es") && strings.ContainsAny(w[len(w)-3:len(w)-2], "sxzh"):
+		return w[:len(w)-2]
+	case len(w) > 3 && strings.HasSuffix(w, "s") && !strings.HasSuffix(w, "ss"):
+		return w[:len(w)-1]
+	}
+	return w
 }

@@ -2,6 +2,7 @@ package jql
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -73,6 +74,8 @@ func wordSet(s string) map[string]bool {
 
 // reservedChars may not appear unquoted in a query.
 const reservedChars = "{}*/%+^$#@?;"
+
+var numberRe = regexp.MustCompile(`^-?[0-9]+$`)
 
 const validEscapes = `The valid escape sequences are \', \", \t, \n, \r, \\, '\ ' and \uXXXX.`
 
@@ -213,6 +216,11 @@ func (lx *lexer) next() (token, error) {
 	t.kind = tWord
 	t.text = b.String()
 	t.raw = lx.src[start:lx.i]
+	if numberRe.MatchString(t.raw) {
+		if _, err := strconv.ParseInt(t.raw, 10, 64); err != nil {
+			return t, syntaxf("'%s' is not a valid number. Numbers must be between -9,223,372,036,854,775,808 and 9,223,372,036,854,775,807. %s", t.raw, t.at())
+		}
+	}
 	if k, ok := keywords[strings.ToLower(t.raw)]; ok {
 		t.kind = k
 	} else if reservedWords[strings.ToLower(t.raw)] {
@@ -244,6 +252,9 @@ func (lx *lexer) escape(b *strings.Builder) error {
 			hex += string(lx.advance())
 		}
 		if len(hex) < 4 {
+			if lx.i < len(lx.src) {
+				hex += string(lx.peekRune(0))
+			}
 			return syntaxf("'\\u%s' is an illegal JQL escape sequence. %s (line %d, character %d)", hex, validEscapes, line, col)
 		}
 		n, _ := strconv.ParseUint(hex, 16, 32)

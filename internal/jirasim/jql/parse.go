@@ -394,9 +394,12 @@ func (p *parser) operand() (astOperand, error) {
 
 func (p *parser) args() ([]string, error) {
 	var args []string
-	if p.peek().kind == tRParen {
+	switch p.peek().kind {
+	case tRParen:
 		p.take()
 		return args, nil
+	case tEOF:
+		return nil, syntaxf("Expecting ')' before the end of the query.")
 	}
 	for {
 		t := p.take()
