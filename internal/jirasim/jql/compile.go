@@ -52,6 +52,13 @@ func (c *compiler) node(a astNode) node {
 	return nil
 }
 
+// statusCategories are Jira's fixed status categories by name, key and id.
+var statusCategories = map[string]bool{
+	"1": true, "2": true, "3": true, "4": true,
+	"undefined": true, "new": true, "indeterminate": true, "done": true,
+	"no category": true, "to do": true, "in progress": true,
+}
+
 var issueKeyRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*-[0-9]+$`)
 
 func (c *compiler) clause(a astClause) node {
@@ -163,6 +170,10 @@ func (c *compiler) terms(f field, op string, o astOperand, out []term) []term {
 	}
 	if f.id == "resolution" && strings.EqualFold(v, "unresolved") {
 		return append(out, term{empty: true})
+	}
+	if f.id == "statuscategory" && !statusCategories[strings.ToLower(v)] {
+		c.errf("The value '", v, "' does not exist for the field '", f.name, "'.")
+		return out
 	}
 	if f.validate && c.opts.Validator != nil && !c.opts.Validator.Exists(f.id, v) {
 		c.errf("The value '", v, "' does not exist for the field '", f.name, "'.")

@@ -30,7 +30,7 @@
 //	parent                  "parent"         Issue(key, id)
 //	issuetype, type         "issuetype"      String(name, id)
 //	status                  "status"         String(name, id)
-//	statusCategory          "statusCategory" String(key, name, id): "new", "To Do", "2"
+//	statusCategory          "statuscategory" String(name, key, id): "To Do", "new", "2"
 //	resolution              "resolution"     String(name, id); "Unresolved" means EMPTY
 //	priority                "priority"       String(name, id)
 //	labels                  "labels"         String per label
@@ -55,9 +55,12 @@
 //     day), periods relative to Options.Now such as -5m, -1h, -2d, -1w,
 //     "4w 2d" (d = 24h, w = 7d), and milliseconds since the epoch. A value
 //     with seconds is refused with Jira's "Date value ... is invalid"
-//     message. <, <=, >, >= compare instants: updated >= "2024/01/02 10:11"
-//     includes 10:11:00.000. = on a date-time matches the whole minute.
-//     Fields of TypeDate compare whole days in Options.Location.
+//     message. Date-time comparisons run at minute precision on both
+//     sides (the field's time and the operand are truncated to the minute):
+//     updated >= "2024/01/02 10:11" includes 10:11:00.000, updated >
+//     "2024/01/02 10:11" leaves out 10:11:30, and = matches the whole
+//     minute. Fields of TypeDate compare whole days in Options.Location.
+//     Ordering uses the full stored precision.
 //   - Keys compare by number within one project (key > ABC-10); a numeric
 //     operand of key/id/parent matches the issue id.
 //   - ~ is a small full-text stand-in: all words must appear (case-

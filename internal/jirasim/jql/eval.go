@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 )
 
@@ -138,9 +139,7 @@ func (c clauseNode) eq(v Value, t term) bool {
 	case kNumber:
 		return v.Num == t.n
 	case kDateTime:
-		// A JQL date names a minute: "= '2024/01/02 10:11'" is any time in it.
-		m := t.t.Truncate(60e9)
-		return !v.Time.Before(m) && v.Time.Before(m.Add(60e9))
+		return minute(v.Time).Equal(minute(t.t))
 	case kDate:
 		return sameDay(v.Time, t.t, c.loc) == 0
 	}
@@ -172,12 +171,17 @@ func (c clauseNode) cmp(v Value, t term) (int, bool) {
 	case kNumber:
 		return cmpFloat(v.Num, t.n), true
 	case kDateTime:
-		return v.Time.Compare(t.t), true
+		return minute(v.Time).Compare(minute(t.t)), true
 	case kDate:
 		return sameDay(v.Time, t.t, c.loc), true
 	}
 	return 0, false
 }
+
+// minute truncates a time to the minute: JQL compares date-times at minute
+// precision on both sides, so "updated > '2024/01/02 10:11'" leaves out an
+// update at 10:11:30 and "updated = '2024/01/02 10:11'" includes it.
+func minute(t time.Time) time.Time { return t.Truncate(time.Minute) }
 
 func splitKey(k string) (string, int64, bool) {
 	i := strings.LastIndexByte(k, '-')

@@ -12,7 +12,7 @@ func corpus() []issue {
 	u := func(name, display string) Value { return String(name, display, name+"@example.com") }
 	return []issue{
 		mk("ABC-1", 10001, "project", String("ABC", "Alpha", "10000"), "issuetype", "Bug", "status", "Open",
-			"statusCategory", String("new", "To Do", "2"), "priority", "High", "labels", "red", "labels", "blue", "assignee", u("bob", "Bob Builder"),
+			"statuscategory", String("To Do", "new", "2"), "priority", "High", "labels", "red", "labels", "blue", "assignee", u("bob", "Bob Builder"),
 			"reporter", u("alice", "Alice A"), "creator", u("alice", "Alice A"),
 			"created", t0.Add(-48*time.Hour), "updated", t0, // exactly 10:11:00.000
 			"summary", "Login page crashes on Safari", "description", "Steps: open the login page",
@@ -117,16 +117,17 @@ func TestMatch(t *testing.T) {
 		// dates at minute precision; t0 is 2024-01-02 10:11 UTC
 		{`updated >= "2024/01/02 10:11"`, "ABC-1,ABC-2,ABC-10"},
 		{`updated >= "2024-01-02 10:11"`, "ABC-1,ABC-2,ABC-10"},
-		{`updated > "2024/01/02 10:11"`, "ABC-2,ABC-10"},
+		{`updated > "2024/01/02 10:11"`, "ABC-10"},
 		{`updated < "2024/01/02 10:11"`, "XYZ-1"},
-		{`updated <= "2024/01/02 10:11"`, "ABC-1,XYZ-1"},
+		{`updated <= "2024/01/02 10:11"`, "ABC-1,ABC-2,XYZ-1"},
 		{`updated = "2024/01/02 10:11"`, "ABC-1,ABC-2"},
 		{`updated != "2024/01/02 10:11"`, "ABC-10,XYZ-1"},
 		{`updated in ("2024/01/02 10:12", "2024/01/02 10:10")`, "ABC-10,XYZ-1"},
 		{`created >= "2024/01/01"`, "ABC-2,ABC-10"},
 		{`created >= 2024-01-01 and created < 2024-01-02`, "ABC-2"},
 		{`created < "2023/12/31 10:11"`, "XYZ-1"},
-		{`updated > 1704190260000`, "ABC-2,ABC-10"},
+		{`updated >= 1704190260000`, "ABC-1,ABC-2,ABC-10"},
+		{`updated > 1704190260000`, "ABC-10"},
 		{`resolved is empty`, "ABC-1,ABC-2,ABC-10,XYZ-1"},
 		// relative dates against Options.Now = t0 + 5m
 		{`updated >= -5m`, "ABC-1,ABC-2,ABC-10"},

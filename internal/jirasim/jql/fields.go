@@ -66,7 +66,7 @@ var systemFields = map[string]sysField{
 	"issuetype":      {"issuetype", kIdent, true, true},
 	"type":           {"issuetype", kIdent, true, true},
 	"status":         {"status", kIdent, true, true},
-	"statuscategory": {"statusCategory", kIdent, true, true},
+	"statuscategory": {"statuscategory", kIdent, false, true},
 	"resolution":     {"resolution", kIdent, true, true},
 	"priority":       {"priority", kIdent, true, true},
 	"labels":         {"labels", kLabels, false, true},
