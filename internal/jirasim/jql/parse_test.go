@@ -244,3 +244,12 @@ func TestParseAccepts(t *testing.T) {
 		}
 	}
 }
+
+func TestErrorString(t *testing.T) {
+	t.Parallel()
+	_, err := ParseWith("project = NOPE and foo = 1", testOptions())
+	want := "The value 'NOPE' does not exist for the field 'project'. Field 'foo' does not exist or you do not have permission to view it."
+	if err == nil || err.Error() != want {
+		t.Errorf("Error() = %v, want %q", err, want)
+	}
+}
