@@ -31,7 +31,7 @@ func (s *Server) addComment(c *reqCtx, is *issue, body string, vis *visibility, 
 }
 
 func (s *Server) checkVisibility(c *reqCtx, is *issue, v *visibility) error {
-	if v == nil {
+	if v == nil || (v.Type == "" && v.Value == "") {
 		return nil
 	}
 	p := s.st.Projects[is.Project]
@@ -104,7 +104,7 @@ func (s *Server) routesComments() {
 		if err := validProperties(in.Properties); err != nil {
 			return err
 		}
-		cm := s.addComment(c, is, *in.Body, in.Visibility, in.Properties)
+		cm := s.addComment(c, is, *in.Body, normVisibility(in.Visibility), in.Properties)
 		c.dirty = true
 		writeJSON(c.w, 201, s.commentJSON(c, cm, slices.Contains(expandList(c.r), "renderedBody")))
 		return nil
@@ -154,7 +154,7 @@ func (s *Server) routesComments() {
 			cm.Body = *in.Body
 		}
 		if in.Visibility != nil {
-			cm.Visibility = in.Visibility
+			cm.Visibility = normVisibility(in.Visibility)
 		}
 		for _, pr := range in.Properties {
 			setProperty(&cm.Props, pr.Key, pr.Value)
@@ -246,4 +246,13 @@ func (s *Server) routesComments() {
 		c.w.WriteHeader(204)
 		return nil
 	})
+}
+
+// normVisibility treats an empty visibility object (go-jira always sends
+// one) as none.
+func normVisibility(v *visibility) *visibility {
+	if v == nil || (v.Type == "" && v.Value == "") {
+		return nil
+	}
+	return v
 }
