@@ -129,11 +129,6 @@ func (s *Server) now() time.Time {
 
 // ServeHTTP applies faults and rate limits, counts the request, and routes it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !strings.HasPrefix(r.URL.Path, "/_jirasim/") {
-		if s.applyFaults(w, r) {
-			return
-		}
-	}
 	// Go's mux cannot hold both /issue/{key}/properties/{prop} and
 	// /issue/createmeta/{project}/issuetypes, so createmeta gets an
 	// internal prefix; counters still see the original path.
@@ -143,6 +138,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.Path = "/rest/api/2/_createmeta/" + rest
 		u.RawPath = ""
 		r.URL = &u
+	}
+	if !strings.HasPrefix(r.URL.Path, "/_jirasim/") {
+		if s.applyFaults(w, r) {
+			return
+		}
 	}
 	s.mux.ServeHTTP(w, r)
 }
