@@ -26,7 +26,7 @@ func (s *Server) addComment(c *reqCtx, is *issue, body string, vis *visibility, 
 	if !slices.Contains(is.Watchers, c.user.Name) {
 		is.Watchers = append(is.Watchers, c.user.Name)
 	}
-	s.fire(c, is, "comment_created", "issue_commented", nil, cm)
+	s.fireComment(c, is, cm, "created")
 	return cm
 }
 
@@ -161,7 +161,7 @@ func (s *Server) routesComments() {
 		}
 		cm.UpdAuthor, cm.Updated = c.user.Name, now
 		is.Updated = now
-		s.fire(c, is, "comment_updated", "issue_comment_edited", nil, cm)
+		s.fireComment(c, is, cm, "updated")
 		c.dirty = true
 		writeJSON(c.w, 200, s.commentJSON(c, cm, slices.Contains(expandList(c.r), "renderedBody")))
 		return nil
@@ -181,7 +181,7 @@ func (s *Server) routesComments() {
 		}
 		delete(s.st.Comments, cm.ID)
 		is.Updated = s.now()
-		s.fire(c, is, "comment_deleted", "issue_comment_deleted", nil, cm)
+		s.fireComment(c, is, cm, "deleted")
 		c.dirty = true
 		c.w.WriteHeader(204)
 		return nil
@@ -255,4 +255,13 @@ func normVisibility(v *visibility) *visibility {
 		return nil
 	}
 	return v
+}
+
+// fireComment raises both webhook events Jira raises for a comment: the
+// issue event (jira:issue_updated with issue_commented and the comment)
+// and the comment event (comment_created and so on).
+func (s *Server) fireComment(c *reqCtx, is *issue, cm *comment, kind string) {
+	typeName := map[string]string{"created": "issue_commented", "updated": "issue_comment_edited", "deleted": "issue_comment_deleted"}[kind]
+	s.fire(c, is, "jira:issue_updated", typeName, nil, cm)
+	s.fire(c, is, "comment_"+kind, typeName, nil, cm)
 }

@@ -72,7 +72,7 @@ func TestWebhooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := sink.names()
-	want := []string{"jira:issue_created", "jira:issue_updated", "comment_created", "jira:issue_updated"}
+	want := []string{"jira:issue_created", "jira:issue_updated", "jira:issue_updated", "comment_created", "jira:issue_updated"}
 	if len(got) != len(want) {
 		t.Fatalf("events = %v, want %v", got, want)
 	}
@@ -99,17 +99,20 @@ func TestWebhooks(t *testing.T) {
 		t.Errorf("timestamp = %v", upd["timestamp"])
 	}
 	sink.mu.Lock()
-	cc := sink.events[2]
+	ic, cc := sink.events[2], sink.events[3]
 	sink.mu.Unlock()
 	if cc["comment"].(map[string]any)["body"] != "hi" || cc["issue"].(map[string]any)["key"] != "TEST-1" {
 		t.Errorf("comment_created = %v", cc)
+	}
+	if ic["issue_event_type_name"] != "issue_commented" || ic["comment"].(map[string]any)["body"] != "hi" {
+		t.Errorf("issue_commented = %v", ic)
 	}
 	// The JQL filter keeps other projects out.
 	_ = e.srv.CreateProject(jirasim.ProjectSpec{Key: "OTHER", Name: "Other"})
 	if _, _, err := e.admin.Issue.Create(&jira.Issue{Fields: &jira.IssueFields{Project: jira.Project{Key: "OTHER"}, Type: jira.IssueType{Name: "Task"}, Summary: "o"}}); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(sink.names()); n != 4 {
+	if n := len(sink.names()); n != 5 {
 		t.Errorf("OTHER issue fired a webhook: %v", sink.names())
 	}
 	// List, get, delete.
@@ -127,7 +130,7 @@ func TestWebhooks(t *testing.T) {
 		t.Errorf("delete webhook = %d", resp.StatusCode)
 	}
 	e.createIssue(e.admin, "silent")
-	if n := len(sink.names()); n != 4 {
+	if n := len(sink.names()); n != 5 {
 		t.Errorf("deleted webhook still fires: %v", sink.names())
 	}
 }
