@@ -26,12 +26,12 @@ func (s *Server) addComment(c *reqCtx, is *issue, body string, vis *visibility, 
 	if !slices.Contains(is.Watchers, c.user.Name) {
 		is.Watchers = append(is.Watchers, c.user.Name)
 	}
-	s.fire(c, is, "comment_created", "issue_commented", nil, cm)
+	s.fireComment(c, is, cm, "created")
 	return cm
 }
 
 func (s *Server) checkVisibility(c *reqCtx, is *issue, v *visibility) error {
-	if v == nil {
+	if v == nil || (v.Type == "" && v.Value == "") {
 		return nil
 	}
 	p := s.st.Projects[is.Project]
@@ -104,7 +104,7 @@ func (s *Server) routesComments() {
 		if err := validProperties(in.Properties); err != nil {
 			return err
 		}
-		cm := s.addComment(c, is, *in.Body, in.Visibility, in.Properties)
+		cm := s.addComment(c, is, *in.Body, normVisibility(in.Visibility), in.Properties)
 		c.dirty = true
 		writeJSON(c.w, 201, s.commentJSON(c, cm, slices.Contains(expandList(c.r), "renderedBody")))
 		return nil
@@ -154,14 +154,14 @@ func (s *Server) routesComments() {
 			cm.Body = *in.Body
 		}
 		if in.Visibility != nil {
-			cm.Visibility = in.Visibility
+			cm.Visibility = normVisibility(in.Visibility)
 		}
 		for _, pr := range in.Properties {
 			setProperty(&cm.Props, pr.Key, pr.Value)
 		}
 		cm.UpdAuthor, cm.Updated = c.user.Name, now
 		is.Updated = now
-		s.fire(c, is, "comment_updated", "issue_comment_edited", nil, cm)
+		s.fireComment(c, is, cm, "updated")
 		c.dirty = true
 		writeJSON(c.w, 200, s.commentJSON(c, cm, slices.Contains(expandList(c.r), "renderedBody")))
 		return nil
@@ -181,7 +181,7 @@ func (s *Server) routesComments() {
 		}
 		delete(s.st.Comments, cm.ID)
 		is.Updated = s.now()
-		s.fire(c, is, "comment_deleted", "issue_comment_deleted", nil, cm)
+		s.fireComment(c, is, cm, "deleted")
 		c.dirty = true
 		c.w.WriteHeader(204)
 		return nil
@@ -246,4 +246,22 @@ func (s *Server) routesComments() {
 		c.w.WriteHeader(204)
 		return nil
 	})
+}
+
+// normVisibility treats an empty visibility object (go-jira always sends
+// one) as none.
+func normVisibility(v *visibility) *visibility {
+	if v == nil || (v.Type == "" && v.Value == "") {
+		return nil
+	}
+	return v
+}
+
+// fireComment raises both webhook events Jira raises for a comment: the
+// issue event (jira:issue_updated with issue_commented and the comment)
+// and the comment event (comment_created and so on).
+func (s *Server) fireComment(c *reqCtx, is *issue, cm *comment, kind string) {
+	typeName := map[string]string{"created": "issue_commented", "updated": "issue_comment_edited", "deleted": "issue_comment_deleted"}[kind]
+	s.fire(c, is, "jira:issue_updated", typeName, nil, cm)
+	s.fire(c, is, "comment_"+kind, typeName, nil, cm)
 }

@@ -133,12 +133,17 @@ func (s *Server) count(r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/_jirasim/") {
 		return
 	}
-	s.faultMu.Lock()
-	s.counters[r.Method+" "+origPath(r)]++
-	p := strings.Replace(r.Pattern, "/_createmeta/", "/issue/createmeta/", 1)
+	p := r.Pattern
 	if p == "" {
+		// A faulted request never reached the mux: ask it for the route.
+		_, p = s.mux.Handler(r)
+	}
+	if p == "" || p == "/" {
 		p = r.Method + " (unrouted)"
 	}
+	p = strings.Replace(p, "/_createmeta/", "/issue/createmeta/", 1)
+	s.faultMu.Lock()
+	s.counters[r.Method+" "+origPath(r)]++
 	s.routes[p]++
 	s.faultMu.Unlock()
 }
@@ -147,7 +152,7 @@ func faultMatches(f Fault, r *http.Request) bool {
 	if f.Method != "" && !strings.EqualFold(f.Method, r.Method) {
 		return false
 	}
-	p := r.URL.Path
+	p := origPath(r)
 	switch {
 	case f.Path == "" || f.Path == p:
 		return true

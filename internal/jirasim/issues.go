@@ -128,6 +128,31 @@ func (s *Server) routesIssues() {
 		c.w.WriteHeader(204)
 		return nil
 	})
+	s.route("PUT /rest/api/2/issue/{key}/assignee", false, func(c *reqCtx) error {
+		is, err := s.issueFor(c, permAssign)
+		if err != nil {
+			return err
+		}
+		var ref *struct{ Name string }
+		if err := decode(c.r, &ref); err != nil {
+			return err
+		}
+		raw := []byte("null")
+		if ref != nil && ref.Name != "" && ref.Name != "-1" {
+			raw, _ = json.Marshal(map[string]string{"name": ref.Name})
+		}
+		items, err := s.setField(c, is, "assignee", "set", raw)
+		if err != nil {
+			return errField(400, "assignee", err.Error())
+		}
+		if items = mergeItems(items); len(items) > 0 {
+			h := s.addHistory(c, is, items, nil)
+			s.fire(c, is, "jira:issue_updated", "issue_assigned", h, nil)
+		}
+		c.dirty = true
+		c.w.WriteHeader(204)
+		return nil
+	})
 	s.route("GET /rest/api/2/issue/{key}/changelog", false, func(c *reqCtx) error {
 		is, err := s.issueFor(c, "")
 		if err != nil {

@@ -375,3 +375,22 @@ func TestSearch(t *testing.T) {
 		t.Error("unknown status: want an error")
 	}
 }
+
+func TestAssignee(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, jirasim.Options{})
+	e.createIssue(e.admin, "a")
+	if _, err := e.admin.Issue.UpdateAssignee("TEST-1", &jira.User{Name: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	is, _, _ := e.admin.Issue.Get("TEST-1", &jira.GetQueryOptions{Expand: "changelog"})
+	if is.Fields.Assignee == nil || is.Fields.Assignee.Name != "alice" {
+		t.Fatalf("assignee = %+v", is.Fields.Assignee)
+	}
+	it := is.Changelog.Histories[0].Items[0]
+	if it.Field != "assignee" || it.ToString != "alice Example" || it.To == nil {
+		t.Errorf("assignee item = %+v", it)
+	}
+	status, _, b := e.do("PUT", "/rest/api/2/issue/TEST-1/assignee", "admin", map[string]string{"name": "ghost"})
+	wantJiraError(t, status, 400, b, "", "assignee")
+}

@@ -103,7 +103,7 @@ func (s *Server) routesAttachments() {
 		writeJSON(c.w, 200, map[string]any{"enabled": true, "uploadLimit": s.opts.MaxAttachmentSize})
 		return nil
 	})
-	s.route("GET /secure/attachment/{id}/{name}", false, func(c *reqCtx) error {
+	download := func(c *reqCtx) error {
 		a, _, err := s.attachmentFor(c)
 		if err != nil {
 			return err
@@ -114,7 +114,9 @@ func (s *Server) routesAttachments() {
 		c.w.WriteHeader(200)
 		_, _ = c.w.Write(a.Content)
 		return nil
-	})
+	}
+	s.route("GET /secure/attachment/{id}/{name}", false, download)
+	s.route("GET /secure/attachment/{id}/{$}", false, download)
 }
 
 func tooLarge(name string, limit int64) error {

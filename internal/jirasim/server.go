@@ -2,6 +2,35 @@
 // API (v2), faithful enough in paths, status codes, JSON shapes and quirks
 // that a client which works against it works against a real Jira. Tests wrap
 // the Server in httptest; cmd/jirasim serves it for trying a configuration.
+// docs/jirasim.md shows a first session with curl.
+//
+// Knowingly not emulated:
+//   - Screens, field configurations and permission schemes are per project
+//     and set through the Go API or /_jirasim/, not Jira's admin REST
+//     resources (/screens, /permissionscheme, /workflow); one create/edit
+//     screen per project; no required custom fields, no default values,
+//     no field contexts per issue type.
+//   - Statuses, issue types, priorities and resolutions are Jira's fixed
+//     catalogue (no creating new ones); workflows have no conditions,
+//     validators or transition screens beyond the resolution on "done"
+//     statuses; no workflow schemes per issue type.
+//   - No versions, components, worklogs, votes, sprints, boards, filters,
+//     groups API, issue security levels, issue move/clone, bulk create,
+//     archiving, user (de)activation or deletion over REST.
+//   - Wiki markup is not rendered: renderedFields only escapes HTML and
+//     wraps paragraphs.
+//   - Search: JQL as far as internal/jirasim/jql goes (no history operators
+//     WAS/CHANGED, no functions beyond currentUser, now, startOfDay, endOfDay);
+//     no validateQuery=warn semantics; results are computed by a scan.
+//   - Webhooks: issue and comment events only; delivery is one attempt
+//     without retries; no signature headers.
+//   - Authentication: no sessions or cookies (/rest/auth/1/session), no
+//     OAuth; the CAPTCHA is never solvable by the client, only resettable.
+//   - The changelog of a custom datetime or date field carries the stored
+//     value in fromString/toString rather than Jira's locale format.
+//   - No email notifications; notifyUsers is accepted and ignored.
+//   - Rate limiting is per user only, without Data Center's allowlists or
+//     per-endpoint settings.
 package jirasim
 
 import (
@@ -129,11 +158,6 @@ func (s *Server) now() time.Time {
 
 // ServeHTTP applies faults and rate limits, counts the request, and routes it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !strings.HasPrefix(r.URL.Path, "/_jirasim/") {
-		if s.applyFaults(w, r) {
-			return
-		}
-	}
 	// Go's mux cannot hold both /issue/{key}/properties/{prop} and
 	// /issue/createmeta/{project}/issuetypes, so createmeta gets an
 	// internal prefix; counters still see the original path.
@@ -143,6 +167,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.Path = "/rest/api/2/_createmeta/" + rest
 		u.RawPath = ""
 		r.URL = &u
+	}
+	if !strings.HasPrefix(r.URL.Path, "/_jirasim/") {
+		if s.applyFaults(w, r) {
+			return
+		}
 	}
 	s.mux.ServeHTTP(w, r)
 }
