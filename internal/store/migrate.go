@@ -70,42 +70,51 @@ func SchemaVersion() int {
 }
 
 // migrate brings the schema up to date, one transaction per step; the
-// version (PRAGMA user_version) is set inside the step's transaction, so a
-// crash mid-step leaves the previous version and the step is redone.
+// version (PRAGMA user_version) is read and set inside the step's
+// transaction (BEGIN IMMEDIATE), so a crash mid-step leaves the previous
+// version and the step is redone, and two processes opening the same new
+// database at once apply each step once.
 func (s *Store) migrate(ctx context.Context, log *slog.Logger, ms []migration) error {
-	current, err := s.userVersion(ctx)
-	if err != nil {
-		return err
-	}
-	if current > len(ms) {
-		return fmt.Errorf("database schema version %d is newer than this jirabridge (%d): upgrade jirabridge or restore a backup: %w",
-			current, len(ms), ErrSchemaTooNew)
-	}
-	for _, m := range ms[current:] {
-		tx, err := s.write.BeginTx(ctx, nil)
+	for {
+		applied, err := s.migrateStep(ctx, ms)
 		if err != nil {
-			return fmt.Errorf("begin migration %s: %w", m.name, err)
+			return err
 		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			_ = tx.Rollback()
-			return fmt.Errorf("apply migration %s: %w", m.name, err)
+		if applied == nil {
+			return nil
 		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version)); err != nil {
-			_ = tx.Rollback()
-			return fmt.Errorf("record schema version %d: %w", m.version, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("commit migration %s: %w", m.name, err)
-		}
-		log.Info("store migrated", "component", "store", "migration", m.name, "schema_version", m.version)
+		log.Info("store migrated", "component", "store", "migration", applied.name, "schema_version", applied.version)
 	}
-	return nil
 }
 
-func (s *Store) userVersion(ctx context.Context) (int, error) {
-	var v int
-	if err := s.write.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return 0, fmt.Errorf("read schema version: %w", err)
+// migrateStep applies the next pending migration and returns it, or nil
+// when the schema is current.
+func (s *Store) migrateStep(ctx context.Context, ms []migration) (*migration, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin migration: %w", err)
 	}
-	return v, nil
+	defer func() { _ = tx.Rollback() }()
+	var current int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
+		return nil, fmt.Errorf("read schema version: %w", err)
+	}
+	if current > len(ms) {
+		return nil, fmt.Errorf("database schema version %d is newer than this jirabridge (%d): upgrade jirabridge or restore a backup: %w",
+			current, len(ms), ErrSchemaTooNew)
+	}
+	if current == len(ms) {
+		return nil, nil
+	}
+	m := ms[current]
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return nil, fmt.Errorf("apply migration %s: %w", m.name, err)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version)); err != nil {
+		return nil, fmt.Errorf("record schema version %d: %w", m.version, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit migration %s: %w", m.name, err)
+	}
+	return &m, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 )
@@ -91,4 +92,25 @@ func TestReadMigrationsNaming(t *testing.T) {
 	if SchemaVersion() < 1 {
 		t.Error("SchemaVersion < 1")
 	}
+}
+
+// TestConcurrentOpenOfNewDatabase: processes (here stores) opening the same
+// new database at once each apply every migration once, and none fails.
+func TestConcurrentOpenOfNewDatabase(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), FileName)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := Open(context.Background(), path, quiet())
+			if err != nil {
+				t.Errorf("Open: %v", err)
+				return
+			}
+			s.Close()
+		}()
+	}
+	wg.Wait()
 }
