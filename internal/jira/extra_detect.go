@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // User lookups for the mapping's user policy; *Client implements
@@ -76,4 +77,24 @@ func (c *Client) Changelog(ctx context.Context, idOrKey string, startAt, maxResu
 		hs = ans.Histories
 	}
 	return Changelog{StartAt: ans.StartAt, MaxResults: ans.MaxResults, Total: ans.Total, Histories: hs}, nil
+}
+
+// TimeZone returns the time zone Jira uses for the credentials' user
+// (GET myself, timeZone): JQL date literals are read in it. An unknown or
+// missing zone is UTC.
+func (c *Client) TimeZone(ctx context.Context) (*time.Location, error) {
+	var me struct {
+		TimeZone string `json:"timeZone"`
+	}
+	if err := c.do(ctx, http.MethodGet, "myself", "rest/api/2/myself", nil, &me); err != nil {
+		return nil, err
+	}
+	if me.TimeZone == "" {
+		return time.UTC, nil
+	}
+	loc, err := time.LoadLocation(me.TimeZone)
+	if err != nil {
+		return time.UTC, nil
+	}
+	return loc, nil
 }

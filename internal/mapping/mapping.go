@@ -410,3 +410,9 @@ func (m *Mapping) LinkTypeName(issue, alias string) (string, error) {
 	}
 	return "", fail(issue, "linktype", alias, "the link type alias is not in links.types of the sync definition")
 }
+
+// UnmappedIssueType is the mapping error for an issue that moved to a
+// local issue type the sync definition does not list.
+func UnmappedIssueType(issue, name string) error {
+	return fail(issue, "issuetype", name, "the issue type is not in issue_types of the sync definition")
+}
