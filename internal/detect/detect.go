@@ -529,8 +529,8 @@ func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result
 		if !ok {
 			return nil // issue type not synced
 		}
+		f.Sent = append(f.Sent, d.sentItem(is.ID, KindCreate, is.ID, ""), d.baseline(is))
 		found = append(found, f)
-		puts = append(puts, d.sentItem(is.ID, KindCreate, is.ID, ""), d.baseline(is))
 	case m.resync != "":
 		f, ok, err := d.snapshot(ctx, in, wire.IssueUpdate, d.ChangeID("r"+is.ID+"/"+m.resync))
 		if err != nil {
@@ -539,8 +539,8 @@ func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result
 		if !ok {
 			return nil
 		}
+		f.Sent = append(f.Sent, d.baseline(is))
 		found = append(found, f)
-		puts = append(puts, d.baseline(is))
 	case m.initial:
 		// The initial sync sends only issues people created; the others
 		// came from the peer and are paired already.

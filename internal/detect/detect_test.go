@@ -440,3 +440,101 @@ func TestChangeIDsNameTheHistoryEntry(t *testing.T) {
 		t.Fatalf("ids = %v, want %v", got, want)
 	}
 }
+
+func TestParkedChangeGoesOutAfterTheMappingIsFixed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	is := e.create(e.alice, "Bug", "s", nil)
+	e.poll()
+	e.drain()
+	e.jclk.Add(time.Second)
+	e.edit(e.alice, is.Key, map[string]any{"priority": map[string]string{"name": "Lowest"}}, nil)
+	e.jclk.Add(time.Second)
+	e.edit(e.alice, is.Key, map[string]any{"summary": "held"}, nil)
+	if r := e.poll(); r.Parked != 1 {
+		t.Fatalf("poll = %+v, want one parked", r)
+	}
+	e.drain()
+	// Time passes: the cursor moves far beyond the parked entries.
+	e.jclk.Add(time.Hour)
+	e.create(e.alice, "Task", "unrelated", nil)
+	e.poll()
+	e.drain()
+	// The operator maps Lowest and restarts the bridge: the first poll
+	// looks at parked issues again.
+	def := strings.Replace(testDef, "Low: p4}", "Low: p4, Lowest: p5}", 1)
+	e2 := *e
+	e2.m = remap(t, e, def)
+	d, err := New(Options{Jira: e.syncer, Store: e.st, SyncID: syncID, Node: "a", SyncUser: "bridge", Mapping: e2.m, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Poll(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	cs := e.drain()
+	if len(cs) != 2 || !cs[0].Fields["prio"].After.Equal(wire.StringValue("p5")) || !cs[1].Fields["summary"].After.Equal(wire.StringValue("held")) {
+		t.Fatalf("after the fix sent %+v", cs)
+	}
+	var open int
+	_ = e.st.View(e.ctx, func(tx *store.Tx) error {
+		open, _ = tx.FailureCount(syncID, store.FailureOpen, store.FailureRetrying)
+		return nil
+	})
+	if open != 0 {
+		t.Fatalf("%d failures still open", open)
+	}
+}
+
+func TestIssuesMovingDuringPagingAreNotLost(t *testing.T) {
+	t.Parallel()
+	var e *env
+	moved := false
+	var first string
+	e = newEnv(t, func(o *Options) {
+		o.PageSize = 2
+		o.beforeCommit = func(issueID string) error {
+			if first != "" && !moved && issueID == first {
+				moved = true
+				// Someone edits the first issue while the scan is on
+				// page one: it moves to the end of the result and the
+				// third issue slips to page one, unseen.
+				e.jclk.Add(10 * time.Minute)
+				e.edit(e.alice, first, map[string]any{"summary": "moved"}, nil)
+			}
+			return nil
+		}
+	})
+	var refs []jira.Ref
+	for i := range 5 {
+		refs = append(refs, e.create(e.alice, "Task", "n"+string(rune('0'+i)), nil))
+		e.jclk.Add(time.Second)
+	}
+	e.poll()
+	e.drain()
+	for _, r := range refs {
+		// Far enough apart that the overlap alone would not save the
+		// third issue once the cursor passed the fifth.
+		e.jclk.Add(2 * time.Minute)
+		e.edit(e.alice, r.Key, map[string]any{"summary": "edit " + r.Key}, nil)
+	}
+	e.jclk.Add(5 * time.Minute)
+	first = refs[0].ID
+	e.poll()
+	e.jclk.Add(time.Second)
+	e.poll()
+	got := map[string]bool{}
+	for _, c := range e.drain() {
+		if s, ok := c.Fields["summary"]; ok {
+			got[s.After.Text()] = true
+		}
+	}
+	for _, r := range refs {
+		if !got["edit "+r.Key] {
+			t.Errorf("edit of %s lost (sent %v)", r.Key, got)
+		}
+	}
+	if !moved || !got["moved"] {
+		t.Errorf("moved=%v, sent %v", moved, got)
+	}
+}

@@ -266,3 +266,21 @@ func sortedAliases(m map[string]wire.FieldChange) []string {
 	sort.Strings(out)
 	return out
 }
+
+// remap builds a mapping of def against e's Jira.
+func remap(t *testing.T, e *env, def string) *mapping.Mapping {
+	t.Helper()
+	d, err := config.ParseSync([]byte(def))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields, err := e.syncer.Fields(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mapping.New(d, fields, mapping.Options{Users: e.syncer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
