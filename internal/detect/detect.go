@@ -217,7 +217,10 @@ func (d *Detector) Poll(ctx context.Context) (Result, error) {
 	if clean && newest.After(next) {
 		next = newest
 	}
-	if !hasCursor || !next.Equal(cursor) {
+	// Without any issue seen yet (an empty project, or an initial scan
+	// that was disturbed) there is nothing to anchor the cursor to: the
+	// next poll scans everything again, and sent records keep it quiet.
+	if !next.IsZero() && (!hasCursor || !next.Equal(cursor)) {
 		if err := d.o.Store.Update(ctx, func(tx *store.Tx) error {
 			return tx.CursorSet(CursorName(d.o.SyncID), next.UTC().Format(time.RFC3339Nano))
 		}); err != nil {

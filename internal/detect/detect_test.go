@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"errors"
+	"github.com/jirabridge/jirabridge/internal/jirasim"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -536,5 +537,48 @@ func TestIssuesMovingDuringPagingAreNotLost(t *testing.T) {
 	}
 	if !moved || !got["moved"] {
 		t.Errorf("moved=%v, sent %v", moved, got)
+	}
+}
+
+func TestJQLDatesInTheSyncUsersTimeZone(t *testing.T) {
+	t.Parallel()
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Skip("no time zone database:", err)
+	}
+	// Jira reads JQL dates in New York time; a cursor written in UTC
+	// would ask for changes five hours in the future and find nothing.
+	e := newEnvSim(t, jirasim.Options{Location: ny})
+	is := e.create(e.alice, "Bug", "s", nil)
+	e.poll()
+	e.drain()
+	for i := range 3 {
+		e.jclk.Add(time.Minute)
+		e.edit(e.alice, is.Key, map[string]any{"summary": "v" + string(rune('0'+i))}, nil)
+		e.poll()
+	}
+	if cs := e.drain(); len(cs) != 3 {
+		t.Fatalf("sent %v, want 3 changes", ids(cs))
+	}
+}
+
+func TestEmptyProjectThenFirstIssue(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if r := e.poll(); !r.Initial || r.Changes != 0 {
+		t.Fatalf("empty initial poll = %+v", r)
+	}
+	is := e.create(e.alice, "Bug", "s", nil)
+	e.jclk.Add(time.Second)
+	e.edit(e.alice, is.Key, map[string]any{"summary": "t"}, nil)
+	e.poll()
+	cs := e.drain()
+	if len(cs) != 1 || cs[0].Kind != wire.IssueCreate || !cs[0].Fields["summary"].After.Equal(wire.StringValue("t")) {
+		t.Fatalf("sent %+v, want one create with the edit", cs)
+	}
+	e.jclk.Add(time.Second)
+	e.poll()
+	if cs := e.drain(); len(cs) != 0 {
+		t.Fatalf("re-poll sent %v", ids(cs))
 	}
 }

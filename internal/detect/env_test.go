@@ -86,8 +86,15 @@ type envOpt func(*Options)
 // "bridge", custom fields of every type), a store and a detector.
 func newEnv(t *testing.T, opts ...envOpt) *env {
 	t.Helper()
+	return newEnvSim(t, jirasim.Options{}, opts...)
+}
+
+// newEnvSim is newEnv with jirasim options (Now is always the env's clock).
+func newEnvSim(t *testing.T, so jirasim.Options, opts ...envOpt) *env {
+	t.Helper()
 	e := &env{t: t, ctx: context.Background(), jclk: &clock{t: time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)}}
-	e.sim = jirasim.New(jirasim.Options{Now: e.jclk.Now, SyncWebhooks: true})
+	so.Now, so.SyncWebhooks = e.jclk.Now, true
+	e.sim = jirasim.New(so)
 	hs := httptest.NewServer(e.sim)
 	t.Cleanup(hs.Close)
 	e.url = hs.URL
