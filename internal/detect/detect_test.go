@@ -25,6 +25,9 @@ func TestInitialSyncSendsPeoplesIssues(t *testing.T) {
 	e.create(e.alice, "Story", "story: type not synced", nil)
 	e.create(e.syncer, "Bug", "came from the peer", nil, jira.Property{Key: OriginProperty, Value: map[string]string{"change_id": "p/x/c1"}})
 	e.transition(e.alice, b.Key, "In Progress")
+	// A person's issue that carries the origin marker (a sync user shared
+	// with people) is not new either.
+	e.create(e.alice, "Bug", "marked", nil, jira.Property{Key: OriginProperty, Value: map[string]string{"change_id": "p/x/c2"}})
 
 	r := e.poll()
 	if !r.Initial || r.Changes != 2 {
@@ -580,5 +583,37 @@ func TestEmptyProjectThenFirstIssue(t *testing.T) {
 	e.poll()
 	if cs := e.drain(); len(cs) != 0 {
 		t.Fatalf("re-poll sent %v", ids(cs))
+	}
+}
+
+func TestUnmappableCreateParksAndSendsNothingOfTheIssue(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.poll()
+	is := e.create(e.alice, "Bug", "s", map[string]any{"priority": map[string]string{"name": "Lowest"}})
+	e.jclk.Add(time.Second)
+	e.edit(e.alice, is.Key, map[string]any{"summary": "t"}, nil)
+	if r := e.poll(); r.Parked != 1 || r.Changes != 0 {
+		t.Fatalf("poll = %+v, want the create parked", r)
+	}
+	if cs := e.drain(); len(cs) != 0 {
+		t.Fatalf("sent %v", ids(cs))
+	}
+	// A person fixes the value: the next change of the issue brings the
+	// create (with the current state) and resolves the failure.
+	e.jclk.Add(time.Second)
+	e.edit(e.alice, is.Key, map[string]any{"priority": map[string]string{"name": "Low"}}, nil)
+	e.poll()
+	cs := e.drain()
+	if len(cs) != 1 || cs[0].Kind != wire.IssueCreate || !cs[0].Fields["prio"].After.Equal(wire.StringValue("p4")) {
+		t.Fatalf("sent %+v, want the create", cs)
+	}
+	var open int
+	_ = e.st.View(e.ctx, func(tx *store.Tx) error {
+		open, _ = tx.FailureCount(syncID, store.FailureOpen)
+		return nil
+	})
+	if open != 0 {
+		t.Fatalf("%d failures open after the create went out", open)
 	}
 }
