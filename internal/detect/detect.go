@@ -616,6 +616,11 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 			if record.ErrorClass == "" {
 				record.ErrorClass = errclass.Of(f.Err).String()
 			}
+			if wasParked && prev.State == store.FailureOpen && prev.ErrorText == record.ErrorText {
+				// Already parked for the same reason: the overlap brings
+				// the issue back every poll, which is no new attempt.
+				record = nil
+			}
 			parked++
 			break
 		}

@@ -617,3 +617,87 @@ func TestUnmappableCreateParksAndSendsNothingOfTheIssue(t *testing.T) {
 		t.Fatalf("%d failures open after the create went out", open)
 	}
 }
+
+func TestUserDirectoryAgainstJirasim(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	u, found, err := e.syncer.UserByEmail(e.ctx, "BOB@example.org")
+	if err != nil || !found || u.Name != "bob" {
+		t.Fatalf("UserByEmail = %+v %v %v", u, found, err)
+	}
+	if _, found, err := e.syncer.UserByEmail(e.ctx, "bo@example.org"); err != nil || found {
+		t.Fatalf("a prefix matched: %v %v", found, err)
+	}
+	u, found, err = e.syncer.UserByName(e.ctx, "alice")
+	if err != nil || !found || u.EmailAddress != "alice@example.org" {
+		t.Fatalf("UserByName = %+v %v %v", u, found, err)
+	}
+	k, found, err := e.syncer.UserByKey(e.ctx, u.Key)
+	if err != nil || !found || k.Name != "alice" {
+		t.Fatalf("UserByKey(%s) = %+v %v %v", u.Key, k, found, err)
+	}
+	if _, found, err := e.syncer.UserByName(e.ctx, "nobody"); err != nil || found {
+		t.Fatalf("UserByName(nobody) = %v %v", found, err)
+	}
+}
+
+func TestByEmailPolicySendsAddresses(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	def := strings.Replace(testDef, "users: {mode: by_username}", "users: {mode: by_email}", 1)
+	m := remap(t, e, def)
+	d, err := New(Options{Jira: e.syncer, Store: e.st, SyncID: syncID, Node: "a", SyncUser: "bridge", Mapping: m, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := e.create(e.alice, "Bug", "s", nil)
+	if _, err := d.Poll(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.drain()
+	e.jclk.Add(time.Second)
+	e.edit(e.alice, is.Key, map[string]any{"assignee": map[string]string{"name": "bob"}}, nil)
+	if _, err := d.Poll(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	cs := e.drain()
+	want := wire.UserValue(wire.User{Email: "bob@example.org", Display: "Bob Example"})
+	if len(cs) != 1 || !cs[0].Fields["assignee"].After.Equal(want) || cs[0].Author == nil || cs[0].Author.Email != "alice@example.org" || cs[0].Author.Name != "" {
+		t.Fatalf("sent %+v, want bob by address, author alice by address", cs)
+	}
+}
+
+func TestRetryOfAParkedChangeThatStillFails(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	is := e.create(e.alice, "Bug", "s", nil)
+	e.poll()
+	e.drain()
+	e.jclk.Add(time.Second)
+	e.edit(e.alice, is.Key, map[string]any{"priority": map[string]string{"name": "Lowest"}}, nil)
+	e.poll()
+	var f store.Failure
+	_ = e.st.View(e.ctx, func(tx *store.Tx) error {
+		fs, _ := tx.FailureList(syncID, 10)
+		f = fs[0]
+		return nil
+	})
+	// Quiet polls do not touch the parked issue again.
+	e.jclk.Add(time.Hour)
+	e.poll()
+	if err := e.st.Update(e.ctx, func(tx *store.Tx) error { return tx.FailureRetry(f.ID) }); err != nil {
+		t.Fatal(err)
+	}
+	e.poll()
+	if cs := e.drain(); len(cs) != 0 {
+		t.Fatalf("sent %v", ids(cs))
+	}
+	_ = e.st.View(e.ctx, func(tx *store.Tx) error {
+		var err error
+		f, err = tx.FailureGet(f.ID)
+		return err
+	})
+	if f.State != store.FailureOpen || f.Attempts != 2 {
+		t.Fatalf("failure after retry = %+v, want open again after 2 attempts", f)
+	}
+}
