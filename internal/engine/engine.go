@@ -144,9 +144,9 @@ type StepResult struct {
 // Moved reports whether the step changed anything.
 func (r StepResult) Moved() bool { return r.Detected+r.Applied+r.Parked > 0 }
 
-// Step runs one poll and one replay round. A paused sync makes no Jira call
-// at all; an authentication failure in detection pauses it like one in
-// replay does.
+// Step runs a pending resync request, one poll and one replay round. A
+// paused sync makes no Jira call at all; an authentication failure in
+// detection pauses it like one in replay does.
 func (n *Node) Step(ctx context.Context) (StepResult, error) {
 	var res StepResult
 	paused, err := n.replayer.Paused(ctx)
@@ -154,14 +154,19 @@ func (n *Node) Step(ctx context.Context) (StepResult, error) {
 		res.Paused = paused
 		return res, err
 	}
-	d, err := n.poller.Poll(ctx)
-	res.Detected = d.Changes
+	k, err := n.runResync(ctx)
+	res.Detected += k
+	if err == nil {
+		var d detect.Result
+		d, err = n.poller.Poll(ctx)
+		res.Detected += d.Changes
+	}
 	if err != nil {
 		if errclass.Of(err) == errclass.Pause {
 			res.Paused = true
 			return res, n.replayer.Pause(ctx, replay.PauseReason)
 		}
-		return res, fmt.Errorf("poll: %w", err)
+		return res, fmt.Errorf("detect: %w", err)
 	}
 	r, err := n.replayer.Round(ctx)
 	res.Applied, res.Parked, res.Retries, res.Paused = r.Applied, r.Parked, r.Retries, r.Paused

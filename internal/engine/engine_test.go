@@ -6,8 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jirabridge/jirabridge/internal/engine"
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
 	"github.com/jirabridge/jirabridge/internal/jira"
+	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/internal/wire"
 )
 
@@ -175,4 +177,50 @@ func TestEveryChangeArrivesWithoutEcho(t *testing.T) {
 		t.Fatalf("issues differ:\n%s", strings.Join(d, "\n"))
 	}
 	t.Logf("alpha sent %v, beta sent %v", w.sentAB, w.sentBA)
+}
+
+// TestResyncRepairsDrift: a peer issue drifted (changed by the sync user,
+// which is never sent); a resync requested for the origin issue sends its
+// current state and the peer writes only the field that differs.
+func TestResyncRepairsDrift(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	alice := person(t, w.alpha, 0)
+	ref := createIssue(t, alice, w.alpha, "Task", fullFields(w.alpha, 0))
+	w.settle()
+	betaKey := w.a.peerKey(t, ref.Key)
+	if err := w.beta.Sync.EditIssue(ctx, betaKey, map[string]any{"summary": "drifted"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if d := diffIssues(t, w, ref.Key, betaKey); len(d) != 1 {
+		t.Fatalf("want exactly the summary to differ, got %v", d)
+	}
+	if _, err := engine.RequestResync(ctx, w.a.st, syncID, "key = "+ref.Key); err != nil {
+		t.Fatal(err)
+	}
+	before, err := w.beta.Sync.GetIssue(ctx, betaKey, nil, []string{"changelog"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	mustNoDiff(t, w, ref.Key)
+	after, err := w.beta.Sync.GetIssue(ctx, betaKey, nil, []string{"changelog"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := after.Changelog.Histories[len(before.Changelog.Histories):]
+	if len(added) != 1 || len(added[0].Items) != 1 || added[0].Items[0].Field != "summary" {
+		t.Errorf("resync wrote %+v, want one summary change", added)
+	}
+	// The request is done and cleared.
+	var v string
+	_ = w.a.st.View(ctx, func(tx *store.Tx) error {
+		v, _, err = tx.CursorGet(engine.ResyncCursor(syncID))
+		return err
+	})
+	if v != "" {
+		t.Errorf("resync request still pending: %s", v)
+	}
 }
