@@ -487,3 +487,26 @@ func TestHistoryChangesWalksBack(t *testing.T) {
 	}
 	assertMappingErr(t, errs["1"], "SUP-1", "sev", "S9")
 }
+
+func TestAllValuesSkipsUnmappableLocalValues(t *testing.T) {
+	t.Parallel()
+	m := newMapping(t, testDef, people)
+	is := &jira.Issue{Key: "SUP-9", Fields: map[string]json.RawMessage{
+		"summary":           raw(`"x"`),
+		"customfield_10003": raw(`{"value":"S9"}`),
+		"customfield_10009": raw(`"incoming only"`),
+	}}
+	all, err := m.AllValues(context.Background(), is)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := all["sev"]; ok {
+		t.Errorf("unmappable sev present: %v", all["sev"])
+	}
+	if !all["summary"].Equal(wire.StringValue("x")) || !all["product"].Equal(wire.StringValue("incoming only")) {
+		t.Errorf("AllValues = %v", all)
+	}
+	if _, err := m.IssueValues(context.Background(), is); err == nil {
+		t.Errorf("IssueValues accepted an unmappable value")
+	}
+}

@@ -383,22 +383,27 @@ func (m *Mapping) UserText(u wire.User) string {
 // Fields the user policy drops are left out. Empty values and empty lists
 // are null.
 func (m *Mapping) IssueValues(ctx context.Context, is *jira.Issue) (map[string]wire.Value, error) {
-	return m.issueValues(ctx, is, func(f *Field) bool { return f.Direction.Sends() })
+	return m.issueValues(ctx, is, func(f *Field) bool { return f.Direction.Sends() }, false)
 }
 
 // AllValues is IssueValues for every mapped field whatever its direction:
 // the applier compares it with incoming values to write only differences.
+// A local value that cannot be mapped is left out rather than failing the
+// whole issue: it only means "differs", and the incoming value replaces it.
 func (m *Mapping) AllValues(ctx context.Context, is *jira.Issue) (map[string]wire.Value, error) {
-	return m.issueValues(ctx, is, func(*Field) bool { return true })
+	return m.issueValues(ctx, is, func(*Field) bool { return true }, true)
 }
 
-func (m *Mapping) issueValues(_ context.Context, is *jira.Issue, want func(*Field) bool) (map[string]wire.Value, error) {
+func (m *Mapping) issueValues(_ context.Context, is *jira.Issue, want func(*Field) bool, lenient bool) (map[string]wire.Value, error) {
 	out := map[string]wire.Value{}
 	for _, f := range m.fields {
 		if !want(f) {
 			continue
 		}
 		v, send, err := m.FieldValue(is, f)
+		if err != nil && lenient && IsMappingError(err) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
