@@ -141,8 +141,9 @@ type StepResult struct {
 	Paused   bool // the sync is paused: no Jira call was made
 }
 
-// Moved reports whether the step changed anything.
-func (r StepResult) Moved() bool { return r.Detected+r.Applied+r.Parked > 0 }
+// Moved reports whether the step changed anything (a retry scheduled for
+// now counts: the next step tries again).
+func (r StepResult) Moved() bool { return r.Detected+r.Applied+r.Parked+r.Retries > 0 }
 
 // Step runs a pending resync request, one poll and one replay round. A
 // paused sync makes no Jira call at all; an authentication failure in
