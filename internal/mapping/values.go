@@ -167,7 +167,7 @@ func (m *Mapping) decodeHistory(ctx context.Context, kind config.FieldKind, id, 
 			return nil, nil
 		}
 		if m.opts.Users != nil {
-			u, found, err := m.opts.Users.UserByKey(ctx, key)
+			u, found, err := m.userByKey(ctx, key)
 			if err != nil {
 				return nil, fmt.Errorf("look up user key %s: %w", key, err)
 			}
@@ -465,7 +465,15 @@ func (m *Mapping) HistoryChanges(ctx context.Context, is *jira.Issue, want func(
 		cur[f] = lv
 	}
 	hs := is.Changelog.Histories
-	for i := len(hs) - 1; i >= 0; i-- {
+	// The walk needs to go back only as far as the oldest wanted entry.
+	oldest := len(hs)
+	for i, h := range hs {
+		if want == nil || want(h) {
+			oldest = i
+			break
+		}
+	}
+	for i := len(hs) - 1; i >= oldest; i-- {
 		h := hs[i]
 		byField := map[*Field][]jira.HistoryItem{}
 		var order []*Field
@@ -587,3 +595,36 @@ func (m *Mapping) IssueState(ctx context.Context, is *jira.Issue) (st State, ok 
 	}
 	return st, true, nil
 }
+
+// userByKey resolves a user key through the directory, remembering the
+// answers for the mapping's lifetime: the changelog walk meets the same
+// few people on every poll.
+func (m *Mapping) userByKey(ctx context.Context, key string) (jira.User, bool, error) {
+	m.usersMu.Lock()
+	c, ok := m.userCache[key]
+	m.usersMu.Unlock()
+	if ok {
+		return c.u, c.found, nil
+	}
+	u, found, err := m.opts.Users.UserByKey(ctx, key)
+	if err != nil {
+		return u, found, err
+	}
+	m.usersMu.Lock()
+	if m.userCache == nil {
+		m.userCache = map[string]cachedUser{}
+	}
+	if len(m.userCache) < maxUserCache {
+		m.userCache[key] = cachedUser{u, found}
+	}
+	m.usersMu.Unlock()
+	return u, found, nil
+}
+
+type cachedUser struct {
+	u     jira.User
+	found bool
+}
+
+// maxUserCache bounds the user cache; past it, lookups go to Jira.
+const maxUserCache = 10000
