@@ -58,6 +58,11 @@ type Config struct {
 	Logger   *slog.Logger
 	// Hooks reach into the applier (crash tests).
 	Hooks apply.Hooks
+	// Ticks, when set, replaces Run's poll interval ticker (tests send
+	// ticks by hand).
+	Ticks <-chan time.Time
+	// OnStep, when set, is told the outcome of every step Run makes.
+	OnStep func(StepResult, error)
 }
 
 // Poller is detection as the node uses it; *detect.Detector is one.
@@ -184,11 +189,21 @@ func (n *Node) Resume(ctx context.Context) error { return n.replayer.Resume(ctx)
 // loop goes on: the next step retries, and a pause stops Jira calls by
 // itself.
 func (n *Node) Run(ctx context.Context) error {
-	t := time.NewTicker(n.cfg.PollInterval)
-	defer t.Stop()
+	ticks := n.cfg.Ticks
+	if ticks == nil {
+		t := time.NewTicker(n.cfg.PollInterval)
+		defer t.Stop()
+		ticks = t.C
+	}
 	var lastErr string
 	for {
-		_, err := n.Step(ctx)
+		res, err := n.Step(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if n.cfg.OnStep != nil {
+			n.cfg.OnStep(res, err)
+		}
 		switch {
 		case err != nil && err.Error() != lastErr:
 			n.log.Error("sync step failed", "err", err)
@@ -200,7 +215,7 @@ func (n *Node) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-t.C:
+		case <-ticks:
 		}
 	}
 }
