@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -313,7 +312,7 @@ func (s *Server) routesAuth() {
 					}
 				}
 			}
-			out[k] = map[string]any{"id": strconv.Itoa(len(k)), "key": k, "name": permissionNames[k], "type": "PROJECT",
+			out[k] = map[string]any{"id": permissionIDs[k], "key": k, "name": permissionNames[k], "type": "PROJECT",
 				"description": permissionNames[k], "havePermission": have}
 		}
 		writeJSON(c.w, 200, map[string]any{"permissions": out})

@@ -51,6 +51,15 @@ func TestCreateGetIssue(t *testing.T) {
 	if status != 200 || mustJSON(t, b)["value"].(map[string]any)["change"] != "c1" {
 		t.Errorf("property: %d %s", status, b)
 	}
+	// ?properties= includes entity properties in the issue.
+	_, _, b = e.do("GET", "/rest/api/2/issue/TEST-1?fields=summary&properties=*all", "admin", nil)
+	if p, _ := mustJSON(t, b)["properties"].(map[string]any); p["bridge.origin"] == nil {
+		t.Errorf("properties=*all: %s", b)
+	}
+	status, _, b = e.do("POST", "/rest/api/2/search", "admin", map[string]any{"jql": "key = TEST-1", "fields": []string{"summary"}, "properties": []string{"bridge.origin"}})
+	if iss := mustJSON(t, b)["issues"].([]any); status != 200 || len(iss) != 1 || iss[0].(map[string]any)["properties"].(map[string]any)["bridge.origin"] == nil {
+		t.Errorf("search properties: %d %s", status, b)
+	}
 	// fields= filter.
 	_, _, b = e.do("GET", "/rest/api/2/issue/TEST-1?fields=summary,labels", "admin", nil)
 	if f := mustJSON(t, b)["fields"].(map[string]any); len(f) != 2 {

@@ -157,6 +157,13 @@ func (s *Server) commentJSON(c *reqCtx, cm *comment, rendered bool) map[string]a
 	if rendered {
 		m["renderedBody"] = renderText(cm.Body)
 	}
+	if c.r != nil && slices.Contains(expandList(c.r), "properties") {
+		props := []any{}
+		for _, k := range sortedKeys(cm.Props) {
+			props = append(props, map[string]any{"key": k, "value": cm.Props[k]})
+		}
+		m["properties"] = props
+	}
 	if cm.Visibility != nil {
 		m["visibility"] = map[string]string{"type": cm.Visibility.Type, "value": cm.Visibility.Value}
 	}
@@ -254,6 +261,25 @@ func fieldWanted(spec string) func(string) bool {
 
 // issueJSON renders an issue like GET /rest/api/2/issue/{key}.
 func (s *Server) issueJSON(c *reqCtx, is *issue, fieldSpec string, expand []string) map[string]any {
+	m := s.issueJSONFields(c, is, fieldSpec, expand)
+	// ?properties=*all or a list of keys adds entity properties, as in Jira.
+	if c.props != nil {
+		props := map[string]any{}
+		for _, k := range c.props {
+			if k == "*all" {
+				for pk, v := range is.Props {
+					props[pk] = v
+				}
+			} else if v, ok := is.Props[k]; ok {
+				props[k] = v
+			}
+		}
+		m["properties"] = props
+	}
+	return m
+}
+
+func (s *Server) issueJSONFields(c *reqCtx, is *issue, fieldSpec string, expand []string) map[string]any {
 	base := c.base
 	want := fieldWanted(fieldSpec)
 	p := s.st.Projects[is.Project]

@@ -194,6 +194,9 @@ type reqCtx struct {
 	// events are webhook events to fire after the state lock is released.
 	events []hookEvent
 	dirty  bool
+	// props are the entity property keys to include in issues
+	// (?properties=), nil for none.
+	props []string
 }
 
 type handler func(c *reqCtx) error
@@ -255,6 +258,9 @@ func (s *Server) handle(anonymous bool, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.count(r)
 		c := &reqCtx{w: w, r: r, base: baseURL(r)}
+		if q := r.URL.Query(); q.Has("properties") {
+			c.props = append([]string{}, splitList(q.Get("properties"))...)
+		}
 		s.mu.Lock()
 		u, aerr := s.authenticate(w, r)
 		if aerr != nil {

@@ -44,7 +44,7 @@ func (s *Server) fire(c *reqCtx, is *issue, event, typeName string, h *history, 
 			if strings.HasPrefix(event, "jira:") {
 				payload["issue_event_type_name"] = typeName
 			}
-			ij := s.issueJSON(c, is, "", nil)
+			ij := s.issueJSONFields(c, is, "", nil)
 			delete(ij, "expand")
 			payload["issue"] = ij
 			if h != nil {
