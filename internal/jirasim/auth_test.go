@@ -144,7 +144,7 @@ func TestPermissions(t *testing.T) {
 	// No browse: issue endpoints refuse, search hides.
 	_ = e.srv.SetPermission("TEST", "BROWSE_PROJECTS", "role:Administrators")
 	status, _, b = e.do("GET", "/rest/api/2/issue/TEST-1", "bob", nil)
-	wantJiraError(t, status, 403, b, "", "")
+	wantJiraError(t, status, 404, b, "Issue Does Not Exist", "")
 	status, _, b = e.do("GET", "/rest/api/2/search?jql=", "bob", nil)
 	if status != 200 || mustJSON(t, b)["total"] != 0.0 {
 		t.Errorf("search without browse: %d %s", status, b)
@@ -174,6 +174,10 @@ func TestPermissions(t *testing.T) {
 func TestSetupThroughREST(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, jirasim.Options{})
+	legacy := newEnv(t, jirasim.Options{LegacyCreateMeta: true})
+	if meta, _, err := legacy.admin.Issue.GetCreateMeta("TEST"); err != nil || len(meta.Projects) != 1 {
+		t.Errorf("legacy createmeta: %v %v", meta, err)
+	}
 	status, _, b := e.do("POST", "/rest/api/2/project", "admin", map[string]any{"key": "NEW", "name": "New", "projectTypeKey": "software", "lead": "alice"})
 	if status != 201 || mustJSON(t, b)["key"] != "NEW" {
 		t.Fatalf("create project: %d %s", status, b)
@@ -226,19 +230,23 @@ func TestSetupThroughREST(t *testing.T) {
 		t.Errorf("field %s not listed", id)
 	}
 	// createmeta and editmeta list it with allowed values.
-	_, _, b = e.do("GET", "/rest/api/2/issue/createmeta?projectKeys=NEW&issuetypeNames=Task&expand=projects.issuetypes.fields", "admin", nil)
-	projects := mustJSON(t, b)["projects"].([]any)
-	ff := projects[0].(map[string]any)["issuetypes"].([]any)[0].(map[string]any)["fields"].(map[string]any)
-	if cf, ok := ff[id].(map[string]any); !ok || len(cf["allowedValues"].([]any)) != 2 || ff["summary"].(map[string]any)["required"] != true {
-		t.Errorf("createmeta fields = %v", ff)
+	status, _, b = e.do("GET", "/rest/api/2/issue/createmeta/NEW/issuetypes", "admin", nil)
+	if status != 200 || mustJSON(t, b)["total"] != 5.0 {
+		t.Errorf("createmeta issue types: %d %s", status, b)
 	}
 	status, _, b = e.do("GET", "/rest/api/2/issue/createmeta/NEW/issuetypes/10002", "admin", nil)
-	if status != 200 || mustJSON(t, b)["total"].(float64) < 5 {
-		t.Errorf("createmeta per type: %d %s", status, b)
+	ff := map[string]map[string]any{}
+	for _, v := range mustJSON(t, b)["values"].([]any) {
+		ff[v.(map[string]any)["fieldId"].(string)] = v.(map[string]any)
 	}
-	meta, _, err := e.admin.Issue.GetCreateMeta("NEW")
-	if err != nil || len(meta.Projects) != 1 {
-		t.Errorf("go-jira createmeta: %v %v", meta, err)
+	if cf, ok := ff[id]; status != 200 || !ok || len(cf["allowedValues"].([]any)) != 2 || ff["summary"]["required"] != true {
+		t.Errorf("createmeta fields: %d %v", status, ff)
+	}
+	status, _, b = e.do("GET", "/rest/api/2/issue/createmeta/NOPE/issuetypes", "admin", nil)
+	wantJiraError(t, status, 404, b, "", "")
+	// Jira 9 removed the old createmeta that go-jira's GetCreateMeta uses.
+	if _, _, err := e.admin.Issue.GetCreateMeta("NEW"); err == nil {
+		t.Errorf("legacy createmeta answered without Options.LegacyCreateMeta")
 	}
 	e.createIssue(e.admin, "m")
 	_ = e.srv.SetScreen("TEST", "summary", id)

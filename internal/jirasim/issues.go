@@ -35,7 +35,8 @@ func (s *Server) issueFor(c *reqCtx, perm string) (*issue, error) {
 		return nil, errNoIssue()
 	}
 	if !s.hasPerm(c.user, s.st.Projects[is.Project], permBrowse, is) {
-		return nil, errMsg(403, "You do not have the permission to see the specified issue.")
+		// Jira does not reveal that an issue exists to someone who may not see it.
+		return nil, errNoIssue()
 	}
 	if perm != "" {
 		if err := s.need(c, is, perm); err != nil {
@@ -153,20 +154,6 @@ func (s *Server) routesIssues() {
 		c.w.WriteHeader(204)
 		return nil
 	})
-	s.route("GET /rest/api/2/issue/{key}/changelog", false, func(c *reqCtx) error {
-		is, err := s.issueFor(c, "")
-		if err != nil {
-			return err
-		}
-		hs := []any{}
-		for _, h := range is.History {
-			hs = append(hs, s.historyJSON(c, h))
-		}
-		start, max := pageParams(c.r, 100, 100)
-		writeJSON(c.w, 200, map[string]any{"startAt": start, "maxResults": max, "total": len(hs), "isLast": start+max >= len(hs),
-			"values": page(hs, start, max)})
-		return nil
-	})
 	s.route("GET /rest/api/2/issue/{key}/transitions", false, func(c *reqCtx) error {
 		is, err := s.issueFor(c, "")
 		if err != nil {
@@ -189,7 +176,9 @@ func (s *Server) routesIssues() {
 		writeJSON(c.w, 200, map[string]any{"fields": fields})
 		return nil
 	})
-	s.route("GET /rest/api/2/issue/createmeta", false, s.createMeta)
+	if s.opts.LegacyCreateMeta {
+		s.route("GET /rest/api/2/issue/createmeta", false, s.createMeta)
+	}
 	s.route("GET /rest/api/2/_createmeta/{project}/issuetypes", false, s.createMetaTypes)
 	s.route("GET /rest/api/2/_createmeta/{project}/issuetypes/{type}", false, s.createMetaFields)
 

@@ -72,6 +72,10 @@ type Options struct {
 	SyncWebhooks bool
 	// Logger; default discards.
 	Logger *slog.Logger
+	// LegacyCreateMeta serves GET /rest/api/2/issue/createmeta, which Jira
+	// 9.0 removed in favour of /issue/createmeta/{project}/issuetypes[/{id}];
+	// off by default so clients do not come to depend on it.
+	LegacyCreateMeta bool
 	// Version is reported by serverInfo; default "9.12.2".
 	Version string
 }
