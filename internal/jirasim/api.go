@@ -110,6 +110,31 @@ func (s *Server) CreateToken(userName string) (string, error) {
 	return raw, nil
 }
 
+// SetPassword changes a user's password (and clears failed logins), as an
+// administrator would after a credentials change.
+func (s *Server) SetPassword(userName, password string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.lookupUser(userName)
+	if u == nil {
+		return fmt.Errorf("set password: no user %q", userName)
+	}
+	u.Password, u.Failures, u.Captcha = password, 0, false
+	return nil
+}
+
+// SetActive activates or deactivates a user; inactive users cannot log in.
+func (s *Server) SetActive(userName string, active bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.lookupUser(userName)
+	if u == nil {
+		return fmt.Errorf("set active: no user %q", userName)
+	}
+	u.Active = active
+	return nil
+}
+
 // ResetCaptcha clears a user's failed-login count and CAPTCHA requirement,
 // as an administrator does in Jira's user management.
 func (s *Server) ResetCaptcha(userName string) error {

@@ -251,6 +251,51 @@ func (s *Server) routesAuth() {
 		writeJSON(c.w, 201, s.userBean(c.base, s.lookupUser(in.Name)))
 		return nil
 	})
+	s.route("PUT /rest/api/2/user/password", false, func(c *reqCtx) error {
+		name := c.r.URL.Query().Get("username")
+		u := s.lookupUser(name)
+		if u == nil {
+			return errMsg(404, "The user named '"+name+"' does not exist")
+		}
+		var in struct {
+			Password        string `json:"password"`
+			CurrentPassword string `json:"currentPassword"`
+		}
+		if err := decode(c.r, &in); err != nil {
+			return err
+		}
+		if !c.user.isSysadmin() && (u != c.user || in.CurrentPassword != u.Password) {
+			return errMsg(403, "You do not have the permission to change this user's password.")
+		}
+		if in.Password == "" {
+			return errField(400, "password", "You must specify a password.")
+		}
+		u.Password, u.Failures, u.Captcha = in.Password, 0, false
+		c.dirty = true
+		c.w.WriteHeader(204)
+		return nil
+	})
+	s.route("GET /rest/pat/latest/tokens", false, func(c *reqCtx) error {
+		out := []any{}
+		for _, raw := range sortedKeys(s.st.Tokens) {
+			if t := s.st.Tokens[raw]; t.User == c.user.Name {
+				out = append(out, map[string]any{"id": t.ID, "name": t.Name, "createdAt": fmtTime(t.Created), "expiringAt": fmtTimeOrNil(t.Expires)})
+			}
+		}
+		writeJSON(c.w, 200, out)
+		return nil
+	})
+	s.route("DELETE /rest/pat/latest/tokens/{id}", false, func(c *reqCtx) error {
+		for raw, t := range s.st.Tokens {
+			if idStr(t.ID) == c.r.PathValue("id") && (t.User == c.user.Name || c.user.isSysadmin()) {
+				delete(s.st.Tokens, raw)
+				c.dirty = true
+				c.w.WriteHeader(204)
+				return nil
+			}
+		}
+		return errMsg(404, "Token with id "+c.r.PathValue("id")+" not found.")
+	})
 	s.route("POST /rest/pat/latest/tokens", false, func(c *reqCtx) error {
 		var in struct {
 			Name               string `json:"name"`

@@ -1,6 +1,8 @@
 package jirasim_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -60,6 +62,20 @@ func TestAuthAndCaptcha(t *testing.T) {
 	if _, _, err := good.User.GetSelf(); err != nil {
 		t.Errorf("after Go reset: %v", err)
 	}
+	// A password change (the credentials change the bridge waits for).
+	if status, _, b := e.do("PUT", "/rest/api/2/user/password?username=bob", "admin", map[string]string{"password": "new"}); status != 204 {
+		t.Fatalf("change password: %d %s", status, b)
+	}
+	if _, _, err := good.User.GetSelf(); err == nil {
+		t.Error("old password still works")
+	}
+	if _, _, err := e.client("bob", "new").User.GetSelf(); err != nil {
+		t.Errorf("new password: %v", err)
+	}
+	_ = e.srv.SetActive("bob", false)
+	if _, _, err := e.client("bob", "new").User.GetSelf(); err == nil {
+		t.Error("inactive user logged in")
+	}
 }
 
 func TestBearerTokens(t *testing.T) {
@@ -88,6 +104,21 @@ func TestBearerTokens(t *testing.T) {
 		t.Fatalf("PAT myself: %v %v", resp.StatusCode, err)
 	}
 	resp.Body.Close()
+	// Revoke it.
+	_, _, b = e.do("GET", "/rest/pat/latest/tokens", "bob", nil)
+	var list []map[string]any
+	_ = json.Unmarshal(b, &list)
+	if len(list) != 1 {
+		t.Fatalf("tokens = %s", b)
+	}
+	if status, _, _ := e.do("DELETE", fmt.Sprintf("/rest/pat/latest/tokens/%v", list[0]["id"]), "bob", nil); status != 204 {
+		t.Errorf("revoke = %d", status)
+	}
+	resp, _ = http.DefaultClient.Do(req)
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("revoked token: %d", resp.StatusCode)
+	}
 	req.Header.Set("Authorization", "Bearer nope")
 	resp, _ = http.DefaultClient.Do(req)
 	resp.Body.Close()

@@ -2,6 +2,7 @@ package jirasim
 
 import (
 	"html"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -185,7 +186,7 @@ func (s *Server) attachmentJSON(c *reqCtx, a *attachment) map[string]any {
 	return map[string]any{
 		"self": c.base + "/rest/api/2/attachment/" + idStr(a.ID), "id": idStr(a.ID), "filename": a.Filename,
 		"author": s.userJSON(c, a.Author), "created": fmtTime(a.Created), "size": len(a.Content), "mimeType": a.MimeType,
-		"content": c.base + "/secure/attachment/" + idStr(a.ID) + "/" + a.Filename,
+		"content": c.base + "/secure/attachment/" + idStr(a.ID) + "/" + url.PathEscape(a.Filename),
 	}
 }
 
