@@ -281,7 +281,7 @@ func (s *Server) handle(anonymous bool, h handler) http.HandlerFunc {
 			return
 		}
 		c.user = u
-		err := h(c)
+		err := s.runLocked(c, h)
 		events := c.events
 		dirty := c.dirty
 		s.mu.Unlock()
@@ -297,6 +297,18 @@ func (s *Server) handle(anonymous bool, h handler) http.HandlerFunc {
 		}
 		s.dispatch(events)
 	}
+}
+
+// runLocked runs a handler with s.mu held, turning a panic (a jirasim bug)
+// into a 500 instead of a server that stays locked forever.
+func (s *Server) runLocked(c *reqCtx, h handler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("handler panic", "method", c.r.Method, "path", c.r.URL.Path, "panic", fmt.Sprint(p))
+			err = errMsg(http.StatusInternalServerError, fmt.Sprintf("jirasim internal error: %v", p))
+		}
+	}()
+	return h(c)
 }
 
 func baseURL(r *http.Request) string {
