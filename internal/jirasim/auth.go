@@ -40,7 +40,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*user, *a
 	if u.Captcha {
 		w.Header().Set("X-Seraph-LoginReason", "AUTHENTICATION_DENIED")
 		w.Header().Set("X-Authentication-Denied-Reason", "CAPTCHA_CHALLENGE; login-url="+baseURL(r)+"/login.jsp")
-		return nil, &apiError{status: http.StatusForbidden, plain: "Basic Authentication Failure - Reason : AUTHENTICATION_DENIED"}
+		return nil, &apiError{status: http.StatusForbidden, html: true, plain: seraphPage("403 - Forbidden", "AUTHENTICATION_DENIED")}
 	}
 	if pass != u.Password {
 		u.Failures++
@@ -58,7 +58,15 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*user, *a
 func authFailed(w http.ResponseWriter) *apiError {
 	w.Header().Set("X-Seraph-LoginReason", "AUTHENTICATED_FAILED")
 	w.Header().Set("WWW-Authenticate", `Basic realm="protected-area"`)
-	return &apiError{status: http.StatusUnauthorized, plain: "Basic Authentication Failure - Reason : AUTHENTICATED_FAILED"}
+	return &apiError{status: http.StatusUnauthorized, html: true, plain: seraphPage("401 - Unauthorized", "AUTHENTICATED_FAILED")}
+}
+
+// seraphPage is the HTML error page Jira's login filter answers REST calls
+// with when basic authentication fails.
+func seraphPage(title, reason string) string {
+	return "<html><head><title>" + title + "</title></head><body><h1>" + title + "</h1>" +
+		"<p>Encountered a \"" + title + "\" error while loading this page.</p>" +
+		"<p>Basic Authentication Failure - Reason : " + reason + "</p></body></html>"
 }
 
 func (u *user) isSysadmin() bool {

@@ -3,6 +3,7 @@ package jirasim_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -28,6 +29,18 @@ func TestAuthAndCaptcha(t *testing.T) {
 		t.Errorf("serverInfo %d %s", status, b)
 	}
 
+	req, _ := http.NewRequest("GET", e.hs.URL+"/rest/api/2/myself", nil)
+	req.SetBasicAuth("ghost", "x")
+	resp0, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp0.Body)
+	resp0.Body.Close()
+	if resp0.StatusCode != 401 || !strings.Contains(string(body), "Basic Authentication Failure - Reason : AUTHENTICATED_FAILED") ||
+		!strings.HasPrefix(resp0.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("unknown user: %d %s %q", resp0.StatusCode, resp0.Header.Get("Content-Type"), body)
+	}
 	bad := e.client("bob", "wrong")
 	for i := 0; i < 2; i++ {
 		_, resp, err := bad.User.GetSelf()

@@ -210,7 +210,8 @@ type apiError struct {
 	status   int
 	messages []string
 	fields   map[string]string
-	plain    string // non-empty: written as text/plain instead of JSON
+	plain    string // non-empty: written as is instead of JSON
+	html     bool   // plain is an HTML page (Seraph's login failures)
 }
 
 func (e *apiError) Error() string {
@@ -242,7 +243,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, e *apiError) {
 	if e.plain != "" {
-		w.Header().Set("Content-Type", "text/plain;charset=UTF-8")
+		ct := "text/plain;charset=UTF-8"
+		if e.html {
+			ct = "text/html;charset=UTF-8"
+		}
+		w.Header().Set("Content-Type", ct)
 		w.WriteHeader(e.status)
 		_, _ = w.Write([]byte(e.plain))
 		return
