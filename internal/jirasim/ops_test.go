@@ -151,6 +151,25 @@ func TestWebhooksAsync(t *testing.T) {
 	}
 }
 
+func TestWebhookDeliverFunc(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var urls []string
+	e := newEnv(t, jirasim.Options{SyncWebhooks: true, DeliverWebhook: func(_ context.Context, url string, body []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		urls = append(urls, url)
+		return nil
+	}})
+	e.do("POST", "/rest/webhooks/1.0/webhook", "admin", map[string]any{"name": "a", "url": "http://peer.invalid/h?key=${issue.key}", "events": []string{"jira:issue_created"}})
+	e.createIssue(e.admin, "direct")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(urls) != 1 || urls[0] != "http://peer.invalid/h?key=TEST-1" {
+		t.Errorf("delivered to %v", urls)
+	}
+}
+
 func TestFaults(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, jirasim.Options{})

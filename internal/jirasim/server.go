@@ -67,6 +67,10 @@ type Options struct {
 	StatePath string
 	// WebhookClient posts webhook payloads; default a client with a 10 s timeout.
 	WebhookClient *http.Client
+	// DeliverWebhook, when set, replaces the HTTP POST of a webhook payload
+	// (url is the registered URL with its variables filled in), so tests
+	// can receive events in-process.
+	DeliverWebhook func(ctx context.Context, url string, body []byte) error
 	// SyncWebhooks delivers webhooks before the triggering request returns,
 	// so tests can assert on them without waiting.
 	SyncWebhooks bool
