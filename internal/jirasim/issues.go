@@ -78,6 +78,19 @@ func (s *Server) onScreen(p *project, id string, create bool) bool {
 	return slices.Contains(p.Screen, id)
 }
 
+// hiddenByPerm: Jira leaves reporter and assignee off the screen for users
+// without Modify Reporter and Assign Issues, so setting them fails like an
+// unknown field.
+func (s *Server) hiddenByPerm(c *reqCtx, p *project, id string, is *issue) bool {
+	switch id {
+	case "reporter":
+		return !s.hasPerm(c.user, p, permModifyReporter, is)
+	case "assignee":
+		return !s.hasPerm(c.user, p, permAssign, is)
+	}
+	return false
+}
+
 func notOnScreen(id string) string {
 	return fmt.Sprintf("Field '%s' cannot be set. It is not on the appropriate screen, or unknown.", id)
 }
@@ -388,7 +401,7 @@ func (s *Server) buildIssue(c *reqCtx, in *issueInput) (*issue, error) {
 		if k == "project" || k == "issuetype" || k == "parent" {
 			continue
 		}
-		if !s.onScreen(p, k, true) || (k == "reporter" && !s.hasPerm(c.user, p, permModifyReporter, nil)) {
+		if !s.onScreen(p, k, true) || s.hiddenByPerm(c, p, k, nil) {
 			ae.fields[k] = notOnScreen(k)
 			continue
 		}
@@ -397,7 +410,7 @@ func (s *Server) buildIssue(c *reqCtx, in *issueInput) (*issue, error) {
 		}
 	}
 	for _, k := range sortedKeys(in.Update) {
-		if !s.onScreen(p, k, true) {
+		if !s.onScreen(p, k, true) || s.hiddenByPerm(c, p, k, nil) {
 			ae.fields[k] = notOnScreen(k)
 			continue
 		}
@@ -455,7 +468,7 @@ func (s *Server) editIssue(c *reqCtx) error {
 	var items []historyItem
 	var newComments []string
 	for _, k := range sortedKeys(in.Fields) {
-		if !s.onScreen(p, k, false) || k == "comment" || (k == "reporter" && !s.hasPerm(c.user, p, permModifyReporter, is)) {
+		if !s.onScreen(p, k, false) || k == "comment" || s.hiddenByPerm(c, p, k, is) {
 			ae.fields[k] = notOnScreen(k)
 			continue
 		}
@@ -470,7 +483,7 @@ func (s *Server) editIssue(c *reqCtx) error {
 			ae.fields[k] = fmt.Sprintf("Field '%s' cannot be set in both 'fields' and 'update'.", k)
 			continue
 		}
-		if !s.onScreen(p, k, false) {
+		if !s.onScreen(p, k, false) || s.hiddenByPerm(c, p, k, is) {
 			ae.fields[k] = notOnScreen(k)
 			continue
 		}
@@ -731,7 +744,6 @@ func (s *Server) doTransition(c *reqCtx) error {
 	all = append(all, mergeItems(items)...)
 	*is = *work
 	h := s.addHistory(c, is, all, in.HistoryMetadata)
-	_ = now
 	s.fire(c, is, "jira:issue_updated", "issue_generic", h, nil)
 	for _, body := range newComments {
 		s.addComment(c, is, body, nil, nil)
