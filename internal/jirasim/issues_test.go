@@ -403,3 +403,55 @@ func TestAssignee(t *testing.T) {
 	status, _, b := e.do("PUT", "/rest/api/2/issue/TEST-1/assignee", "admin", map[string]string{"name": "ghost"})
 	wantJiraError(t, status, 400, b, "", "assignee")
 }
+
+func TestSearchJQLFields(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, jirasim.Options{})
+	alice := e.client("alice", "pw")
+	for i, typ := range []string{"Bug", "Task", "Bug", "Story"} {
+		c := e.admin
+		if i%2 == 1 {
+			c = alice
+		}
+		if _, _, err := c.Issue.Create(&jira.Issue{Fields: &jira.IssueFields{Project: jira.Project{Key: "TEST"},
+			Type: jira.IssueType{Name: typ}, Summary: fmt.Sprintf("s%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Add(time.Minute)
+	}
+	e.do("PUT", "/rest/api/2/issue/TEST-3/assignee", "admin", map[string]string{"name": "bob"})
+	e.admin.Issue.DoTransition("TEST-4", "31")
+	keys := func(user, q string) string {
+		t.Helper()
+		status, _, b := e.do("GET", "/rest/api/2/search?fields=summary&jql="+url.QueryEscape(q), user, nil)
+		if status != 200 {
+			t.Fatalf("%s: %d %s", q, status, b)
+		}
+		var out []string
+		for _, is := range mustJSON(t, b)["issues"].([]any) {
+			out = append(out, is.(map[string]any)["key"].(string))
+		}
+		return fmt.Sprint(out)
+	}
+	tests := []struct{ user, q, want string }{
+		{"admin", "project = TEST", "[TEST-4 TEST-3 TEST-2 TEST-1]"},
+		{"admin", "issuetype = Bug ORDER BY key ASC", "[TEST-1 TEST-3]"},
+		{"admin", "issuetype IN (Bug, Story) AND NOT status = Done ORDER BY created DESC", "[TEST-3 TEST-1]"},
+		{"admin", "reporter = alice ORDER BY key", "[TEST-2 TEST-4]"},
+		{"alice", "creator = currentUser() ORDER BY key", "[TEST-2 TEST-4]"},
+		{"admin", "assignee = bob", "[TEST-3]"},
+		{"admin", "assignee IS EMPTY ORDER BY key", "[TEST-1 TEST-2 TEST-4]"},
+		{"admin", "statusCategory = Done OR resolution = Done", "[TEST-4]"},
+		{"admin", "issuetype = Bug OR reporter = alice ORDER BY issuetype ASC, key DESC", "[TEST-3 TEST-1 TEST-4 TEST-2]"},
+		{"admin", `key > TEST-2 AND created < "2024/03/05 10:03"`, "[TEST-3]"},
+	}
+	for _, tc := range tests {
+		if got := keys(tc.user, tc.q); got != tc.want {
+			t.Errorf("%s (as %s) = %s, want %s", tc.q, tc.user, got, tc.want)
+		}
+	}
+	status, _, b := e.do("GET", "/rest/api/2/search?jql="+url.QueryEscape("project = NOPE"), "admin", nil)
+	wantJiraError(t, status, 400, b, "", "")
+	status, _, b = e.do("GET", "/rest/api/2/search?jql="+url.QueryEscape("foo = bar"), "admin", nil)
+	wantJiraError(t, status, 400, b, "", "")
+}
