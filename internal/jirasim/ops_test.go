@@ -285,6 +285,23 @@ func TestPersistenceAndSnapshot(t *testing.T) {
 	}
 }
 
+func TestCorruptStateIsKept(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := jirasim.New(jirasim.Options{StatePath: path})
+	if _, err := srv.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	matches, _ := filepath.Glob(path + ".corrupt-*")
+	if len(matches) != 1 {
+		t.Errorf("corrupt state not kept aside: %v", matches)
+	}
+}
+
 func TestSeed(t *testing.T) {
 	t.Parallel()
 	srv := jirasim.New(jirasim.Options{})

@@ -54,8 +54,9 @@ type Options struct {
 	Now func() time.Time
 	// Location is the server (and every user's) time zone; default UTC.
 	Location *time.Location
-	// MaxResults caps search and comment page sizes (Jira's
-	// jira.search.views.default.max); default 1000. maxResults defaults to 50.
+	// MaxResults caps maxResults in search (Jira's
+	// jira.search.views.default.max); default 1000. A search without
+	// maxResults gets 50.
 	MaxResults int
 	// MaxAttachmentSize in bytes; default 10 MiB. Larger uploads get 413.
 	MaxAttachmentSize int64
@@ -140,7 +141,10 @@ func New(opts Options) *Server {
 	if opts.StatePath != "" {
 		if b, err := os.ReadFile(opts.StatePath); err == nil {
 			if err := s.Restore(b); err != nil {
-				s.log.Error("load state, starting bare", "path", opts.StatePath, "err", err)
+				// Keep the unreadable file for a human instead of overwriting it.
+				bad := opts.StatePath + ".corrupt-" + time.Now().UTC().Format("20060102T150405")
+				rerr := os.Rename(opts.StatePath, bad)
+				s.log.Error("load state, starting bare", "path", opts.StatePath, "moved_to", bad, "err", err, "rename_err", rerr)
 			}
 		}
 	}
