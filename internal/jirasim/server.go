@@ -102,6 +102,9 @@ type Server struct {
 	routes   map[string]int
 
 	hooks sync.WaitGroup
+	// persistMu orders state file writes so an older snapshot never
+	// replaces a newer one.
+	persistMu sync.Mutex
 }
 
 // New builds a Server with one administrator, admin/admin, or with the state
@@ -340,6 +343,8 @@ func (s *Server) persist() {
 	if s.opts.StatePath == "" {
 		return
 	}
+	s.persistMu.Lock()
+	defer s.persistMu.Unlock()
 	b, err := s.Snapshot()
 	if err != nil {
 		s.log.Error("snapshot state", "err", err)
