@@ -2,7 +2,6 @@ package jirasim
 
 import (
 	"fmt"
-	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -390,7 +389,6 @@ func (s *Server) projectByID(id string) *project {
 	return nil
 }
 
-var _ = http.StatusOK
 
 // Seed preloads a Server: users, custom fields, workflows and projects, in
 // that order. cmd/jirasim reads it from -seed (YAML or JSON).

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // findIssue resolves an id or key; keys match case-insensitively.
@@ -947,4 +946,3 @@ func splitList(v string) []string {
 	return out
 }
 
-var _ = time.Now
