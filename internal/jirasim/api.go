@@ -389,7 +389,6 @@ func (s *Server) projectByID(id string) *project {
 	return nil
 }
 
-
 // Seed preloads a Server: users, custom fields, workflows and projects, in
 // that order. cmd/jirasim reads it from -seed (YAML or JSON).
 type Seed struct {

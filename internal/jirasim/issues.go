@@ -945,4 +945,3 @@ func splitList(v string) []string {
 	}
 	return out
 }
-
