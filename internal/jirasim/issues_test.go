@@ -2,6 +2,8 @@ package jirasim_test
 
 import (
 	"fmt"
+	"net/http"
+	"strings"
 	"net/url"
 	"testing"
 	"time"
@@ -100,6 +102,18 @@ func TestIssueErrors(t *testing.T) {
 	for _, tc := range tests {
 		status, _, b := e.do("POST", "/rest/api/2/issue", "alice", tc.body)
 		t.Run(tc.name, func(t *testing.T) { wantJiraError(t, status, tc.status, b, "", tc.field) })
+	}
+	// JSON resources want application/json, as Jersey does.
+	req, _ := http.NewRequest("PUT", e.hs.URL+"/rest/api/2/issue/TEST-1", strings.NewReader(`{"fields":{"summary":"x"}}`))
+	req.SetBasicAuth("admin", "admin")
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 415 {
+		t.Errorf("text/plain body = %d, want 415", resp.StatusCode)
 	}
 	// Not on the edit screen: 400 with Jira's text.
 	if err := e.srv.SetScreen("TEST", "summary"); err != nil {
