@@ -3,8 +3,8 @@ package jirasim_test
 import (
 	"fmt"
 	"net/http"
-	"strings"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
