@@ -3,6 +3,7 @@ package jirasim
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -381,4 +382,110 @@ func (s *Server) newToken(userName, name string, days int) (string, *token) {
 	}
 	s.st.Tokens[raw] = t
 	return raw, t
+}
+
+func (s *Server) groupExists(g string) bool {
+	if g == "jira-administrators" || g == "jira-software-users" || slices.Contains(s.st.Groups, g) {
+		return true
+	}
+	for _, u := range s.st.Users {
+		if u.inGroup(g) {
+			return true
+		}
+	}
+	return false
+}
+
+// AddToGroup puts a user into a group, creating the group if needed.
+func (s *Server) AddToGroup(userName, group string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.lookupUser(userName)
+	if u == nil {
+		return fmt.Errorf("add to group: no user %q", userName)
+	}
+	if !s.groupExists(group) {
+		s.st.Groups = append(s.st.Groups, group)
+	}
+	if !u.inGroup(group) {
+		u.Groups = append(u.Groups, group)
+	}
+	return nil
+}
+
+func (s *Server) routesGroups() {
+	s.route("POST /rest/api/2/group", false, func(c *reqCtx) error {
+		if !c.user.isSysadmin() {
+			return errMsg(403, "You do not have permission to create groups.")
+		}
+		var in struct{ Name string }
+		if err := decode(c.r, &in); err != nil {
+			return err
+		}
+		if in.Name == "" {
+			return errField(400, "name", "You must specify a group name.")
+		}
+		if s.groupExists(in.Name) {
+			return errMsg(400, "A group or user with this name already exists.")
+		}
+		s.st.Groups = append(s.st.Groups, in.Name)
+		c.dirty = true
+		writeJSON(c.w, 201, map[string]any{"name": in.Name, "self": c.base + "/rest/api/2/group?groupname=" + in.Name,
+			"users": map[string]any{"size": 0, "items": []any{}, "max-results": 50, "start-index": 0, "end-index": 0}})
+		return nil
+	})
+	s.route("POST /rest/api/2/group/user", false, func(c *reqCtx) error {
+		if !c.user.isSysadmin() {
+			return errMsg(403, "You do not have permission to edit groups.")
+		}
+		g := c.r.URL.Query().Get("groupname")
+		if !s.groupExists(g) {
+			return errMsg(404, "Specified group does not exist.")
+		}
+		var in struct{ Name string }
+		if err := decode(c.r, &in); err != nil {
+			return err
+		}
+		u := s.lookupUser(in.Name)
+		if u == nil {
+			return errMsg(404, "The user named '"+in.Name+"' does not exist")
+		}
+		if u.inGroup(g) {
+			return errMsg(400, "Cannot add user. '"+u.Name+"' is already a member of '"+g+"'")
+		}
+		u.Groups = append(u.Groups, g)
+		c.dirty = true
+		writeJSON(c.w, 201, map[string]any{"name": g, "self": c.base + "/rest/api/2/group?groupname=" + g})
+		return nil
+	})
+	s.route("DELETE /rest/api/2/group/user", false, func(c *reqCtx) error {
+		if !c.user.isSysadmin() {
+			return errMsg(403, "You do not have permission to edit groups.")
+		}
+		g := c.r.URL.Query().Get("groupname")
+		u := s.lookupUser(c.r.URL.Query().Get("username"))
+		if u == nil || !u.inGroup(g) {
+			return errMsg(404, "The user is not a member of the group.")
+		}
+		u.Groups = slices.DeleteFunc(u.Groups, func(x string) bool { return x == g })
+		c.dirty = true
+		c.w.WriteHeader(200)
+		return nil
+	})
+	s.route("GET /rest/api/2/group/member", false, func(c *reqCtx) error {
+		g := c.r.URL.Query().Get("groupname")
+		if !s.groupExists(g) {
+			return errMsg(404, "Specified group does not exist.")
+		}
+		var members []any
+		for _, name := range sortedKeys(s.st.Users) {
+			if u := s.st.Users[name]; u.inGroup(g) {
+				members = append(members, s.userBean(c.base, u))
+			}
+		}
+		start, max := pageParams(c.r, 50, 50)
+		writeJSON(c.w, 200, map[string]any{"self": c.base + c.r.URL.RequestURI(), "maxResults": max, "startAt": start,
+			"total": len(members), "isLast": start+max >= len(members), "values": page(members, start, max)})
+		return nil
+	})
 }

@@ -253,6 +253,22 @@ func TestSetupThroughREST(t *testing.T) {
 	}
 	status, _, b = e.do("GET", "/rest/api/2/user?username=nobody", "admin", nil)
 	wantJiraError(t, status, 404, b, "", "")
+	// Groups through REST: a group grant takes effect.
+	if status, _, b := e.do("POST", "/rest/api/2/group", "admin", map[string]string{"name": "syncers"}); status != 201 {
+		t.Fatalf("create group: %d %s", status, b)
+	}
+	if status, _, b := e.do("POST", "/rest/api/2/group/user?groupname=syncers", "admin", map[string]string{"name": "carol"}); status != 201 {
+		t.Fatalf("add to group: %d %s", status, b)
+	}
+	_, _, b = e.do("GET", "/rest/api/2/group/member?groupname=syncers", "admin", nil)
+	if m := mustJSON(t, b); m["total"] != 1.0 {
+		t.Errorf("group members = %s", b)
+	}
+	_ = e.srv.SetPermission("NEW", "MANAGE_WATCHERS", "group:syncers")
+	_, _, b = e.do("GET", "/rest/api/2/mypermissions?projectKey=NEW&permissions=MANAGE_WATCHERS", "admin", nil)
+	if p := mustJSON(t, b)["permissions"].(map[string]any)["MANAGE_WATCHERS"].(map[string]any); p["havePermission"] != false {
+		t.Errorf("admin MANAGE_WATCHERS after regrant = %v", p)
+	}
 	// Custom fields through REST.
 	status, _, b = e.do("POST", "/rest/api/2/field", "admin", map[string]any{"name": "Team", "type": "com.atlassian.jira.plugin.system.customfieldtypes:select",
 		"searcherKey": "com.atlassian.jira.plugin.system.customfieldtypes:multiselectsearcher", "options": []string{"Red", "Blue"}})
