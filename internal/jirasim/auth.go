@@ -398,8 +398,7 @@ func (s *Server) groupExists(g string) bool {
 
 // AddToGroup puts a user into a group, creating the group if needed.
 func (s *Server) AddToGroup(userName, group string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockForChange()()
 	u := s.lookupUser(userName)
 	if u == nil {
 		return fmt.Errorf("add to group: no user %q", userName)

@@ -258,7 +258,10 @@ func TestPersistenceAndSnapshot(t *testing.T) {
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("state file: %v", err)
 	}
-	// A new server on the same file has everything, and ids continue.
+	if err := e.srv.CreateUser(jirasim.UserSpec{Name: "dave", Password: "d"}); err != nil {
+		t.Fatal(err)
+	}
+	// A new server on the same file has everything (Go API changes too), and ids continue.
 	srv2 := jirasim.New(jirasim.Options{StatePath: path, Now: e.clock.Now})
 	hs2 := httptest.NewServer(srv2)
 	defer hs2.Close()
@@ -266,6 +269,10 @@ func TestPersistenceAndSnapshot(t *testing.T) {
 	is, _, err := c2.Issue.Get("TEST-1", nil)
 	if err != nil || is.Fields.Summary != "persisted" || len(is.Fields.Comments.Comments) != 1 {
 		t.Fatalf("after restart: %+v %v", is, err)
+	}
+	cd, _ := jira.NewClient((&jira.BasicAuthTransport{Username: "dave", Password: "d"}).Client(), hs2.URL)
+	if u, _, err := cd.User.GetSelf(); err != nil || u.Name != "dave" {
+		t.Errorf("user from the Go API lost: %v", err)
 	}
 	is2, _, err := c2.Issue.Create(&jira.Issue{Fields: &jira.IssueFields{Project: jira.Project{Key: "TEST"}, Type: jira.IssueType{Name: "Task"}, Summary: "next"}})
 	if err != nil || is2.Key != "TEST-2" || is2.ID != "10001" {

@@ -338,6 +338,16 @@ func baseURL(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
+// lockForChange takes the state lock for a Go API change; the returned
+// func unlocks and writes the state file, as a REST change does.
+func (s *Server) lockForChange() func() {
+	s.mu.Lock()
+	return func() {
+		s.mu.Unlock()
+		s.persist()
+	}
+}
+
 // persist writes the state file atomically (write, fsync, rename).
 func (s *Server) persist() {
 	if s.opts.StatePath == "" {
@@ -390,6 +400,9 @@ func (s *Server) Restore(b []byte) error {
 	s.mu.Lock()
 	s.st = st
 	s.mu.Unlock()
+	if s.mux != nil { // not while New loads the state file
+		s.persist()
+	}
 	return nil
 }
 
