@@ -198,7 +198,15 @@ func (s *Server) createProject(in ProjectSpec) (*project, error) {
 			return nil, errMsg(400, "No project role named '"+role+"'.")
 		}
 		for _, m := range members {
-			p.Roles[role] = append(p.Roles[role], memberRef(m))
+			ref := memberRef(m)
+			if name, isUser := strings.CutPrefix(ref, "user:"); isUser {
+				u := s.lookupUser(name)
+				if u == nil {
+					return nil, errMsg(400, "We can't find '"+name+"' in any accessible user directory.")
+				}
+				ref = "user:" + u.Name
+			}
+			p.Roles[role] = append(p.Roles[role], ref)
 		}
 	}
 	s.st.Projects[p.Key] = p
@@ -223,6 +231,13 @@ func (s *Server) AddRoleMember(projectKey, role, member string) error {
 		return fmt.Errorf("add role member: no role %q (Users, Developers, Administrators)", role)
 	}
 	ref := memberRef(member)
+	if name, isUser := strings.CutPrefix(ref, "user:"); isUser {
+		u := s.lookupUser(name)
+		if u == nil {
+			return fmt.Errorf("add role member: no user %q", name)
+		}
+		ref = "user:" + u.Name
+	}
 	if !slices.Contains(p.Roles[role], ref) {
 		p.Roles[role] = append(p.Roles[role], ref)
 	}
