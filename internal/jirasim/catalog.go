@@ -147,6 +147,16 @@ func defaultPerms() map[string][]string {
 	}
 }
 
+// permissionIDs are Jira's legacy numeric permission ids, which
+// mypermissions still reports.
+var permissionIDs = map[string]string{
+	permBrowse: "10", permCreate: "11", permEdit: "12", permAssign: "13", permResolve: "14", permAddComments: "15",
+	permDelete: "16", permAssignable: "17", permCreateAttach: "19", permLink: "21", permAdminProject: "23",
+	permModifyReporter: "30", permManageWatchers: "32", permEditAllComments: "34", permEditOwnComments: "35",
+	permDelAllComments: "36", permDelOwnComments: "37", permDelAllAttach: "38", permDelOwnAttach: "39",
+	permTransition: "46",
+}
+
 var roleIDs = map[string]string{
 	"Users":          "10000",
 	"Developers":     "10001",

@@ -45,6 +45,10 @@ func TestComments(t *testing.T) {
 	if v := mustJSON(t, b)["visibility"].(map[string]any); v["type"] != "role" || v["value"] != "Developers" {
 		t.Errorf("visibility = %v", v)
 	}
+	_, _, b = e.do("GET", "/rest/api/2/issue/TEST-1/comment/"+secretID+"?expand=properties", "alice", nil)
+	if ps, _ := mustJSON(t, b)["properties"].([]any); len(ps) != 1 || ps[0].(map[string]any)["key"] != "bridge" {
+		t.Errorf("comment expand=properties: %s", b)
+	}
 	status, _, b = e.do("GET", "/rest/api/2/comment/"+secretID+"/properties/bridge", "alice", nil)
 	if status != 200 || mustJSON(t, b)["value"].(map[string]any)["origin"] != "x1" {
 		t.Errorf("comment property: %d %s", status, b)

@@ -2,6 +2,7 @@ package jirasim
 
 import (
 	"html"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -157,6 +158,13 @@ func (s *Server) commentJSON(c *reqCtx, cm *comment, rendered bool) map[string]a
 	if rendered {
 		m["renderedBody"] = renderText(cm.Body)
 	}
+	if c.r != nil && slices.Contains(expandList(c.r), "properties") {
+		props := []any{}
+		for _, k := range sortedKeys(cm.Props) {
+			props = append(props, map[string]any{"key": k, "value": cm.Props[k]})
+		}
+		m["properties"] = props
+	}
 	if cm.Visibility != nil {
 		m["visibility"] = map[string]string{"type": cm.Visibility.Type, "value": cm.Visibility.Value}
 	}
@@ -178,7 +186,7 @@ func (s *Server) attachmentJSON(c *reqCtx, a *attachment) map[string]any {
 	return map[string]any{
 		"self": c.base + "/rest/api/2/attachment/" + idStr(a.ID), "id": idStr(a.ID), "filename": a.Filename,
 		"author": s.userJSON(c, a.Author), "created": fmtTime(a.Created), "size": len(a.Content), "mimeType": a.MimeType,
-		"content": c.base + "/secure/attachment/" + idStr(a.ID) + "/" + a.Filename,
+		"content": c.base + "/secure/attachment/" + idStr(a.ID) + "/" + url.PathEscape(a.Filename),
 	}
 }
 
@@ -254,6 +262,25 @@ func fieldWanted(spec string) func(string) bool {
 
 // issueJSON renders an issue like GET /rest/api/2/issue/{key}.
 func (s *Server) issueJSON(c *reqCtx, is *issue, fieldSpec string, expand []string) map[string]any {
+	m := s.issueJSONFields(c, is, fieldSpec, expand)
+	// ?properties=*all or a list of keys adds entity properties, as in Jira.
+	if c.props != nil {
+		props := map[string]any{}
+		for _, k := range c.props {
+			if k == "*all" {
+				for pk, v := range is.Props {
+					props[pk] = v
+				}
+			} else if v, ok := is.Props[k]; ok {
+				props[k] = v
+			}
+		}
+		m["properties"] = props
+	}
+	return m
+}
+
+func (s *Server) issueJSONFields(c *reqCtx, is *issue, fieldSpec string, expand []string) map[string]any {
 	base := c.base
 	want := fieldWanted(fieldSpec)
 	p := s.st.Projects[is.Project]

@@ -283,6 +283,7 @@ type searchInput struct {
 	Fields        []string `json:"fields"`
 	Expand        []string `json:"expand"`
 	ValidateQuery any      `json:"validateQuery"`
+	Properties    []string `json:"properties"`
 }
 
 func (s *Server) routesSearch() {
@@ -310,6 +311,9 @@ func (s *Server) search(c *reqCtx, in searchInput) error {
 		max = *in.MaxResults
 	}
 	max = min(max, s.opts.MaxResults)
+	if in.Properties != nil {
+		c.props = append([]string{}, in.Properties...)
+	}
 	q, err := s.parseJQL(c, in.JQL)
 	if err != nil {
 		return err

@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"encoding/json"
 	"io"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -35,6 +37,11 @@ func ptr[T any](v T) *T { return &v }
 
 // decode reads a JSON body into v, answering like Jira on bad JSON.
 func decode(r *http.Request, v any) error {
+	// Jira's REST layer (Jersey) refuses a JSON resource called with any
+	// other media type.
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" && !strings.HasPrefix(r.URL.Path, "/_jirasim/") {
+		return errMsg(http.StatusUnsupportedMediaType, "Unsupported Media Type: send Content-Type: application/json")
+	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, 32<<20))
 	if err != nil {
 		return errMsg(400, "Could not read request body: "+err.Error())

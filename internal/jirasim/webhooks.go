@@ -44,7 +44,7 @@ func (s *Server) fire(c *reqCtx, is *issue, event, typeName string, h *history, 
 			if strings.HasPrefix(event, "jira:") {
 				payload["issue_event_type_name"] = typeName
 			}
-			ij := s.issueJSON(c, is, "", nil)
+			ij := s.issueJSONFields(c, is, "", nil)
 			delete(ij, "expand")
 			payload["issue"] = ij
 			if h != nil {
@@ -72,6 +72,12 @@ func (s *Server) dispatch(events []hookEvent) {
 	}
 	send := func() {
 		for _, e := range events {
+			if s.opts.DeliverWebhook != nil {
+				if err := s.opts.DeliverWebhook(context.Background(), e.url, e.body); err != nil {
+					s.log.Warn("webhook delivery", "url", e.url, "err", err)
+				}
+				continue
+			}
 			req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, e.url, bytes.NewReader(e.body))
 			if err != nil {
 				s.log.Warn("webhook request", "url", e.url, "err", err)
