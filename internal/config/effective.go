@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 )
 
 // Setting is one effective setting as Effective lists it.
@@ -74,7 +75,11 @@ func (c *Config) Print(w io.Writer) error {
 		if s.Source != "" {
 			src = "(" + s.Source + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Var, s.Value, src)
+		v := s.Value
+		if strings.ContainsFunc(v, unicode.IsControl) {
+			v = strconv.Quote(v) // keep one setting a line
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Var, v, src)
 	}
 	return tw.Flush()
 }

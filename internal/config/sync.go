@@ -751,7 +751,7 @@ func (p *syncParser) fields(n *yaml.Node, at string) []FieldMap {
 			}
 		}
 		switch {
-		case f.Mode == ValuesCorrelation && valuesNode == nil:
+		case f.Mode == ValuesCorrelation && len(f.Values) == 0 && (valuesNode == nil || isNull(valuesNode) || len(valuesNode.Content) == 0):
 			p.add(item.Line, fat+".values", "mode correlation needs values (local value: alias)")
 		case f.Mode == ValuesPassthrough && valuesNode != nil && len(f.Values) > 0:
 			p.add(valuesNode.Line, fat+".values", "values are not used with mode passthrough; set mode to correlation or totext, or remove them")

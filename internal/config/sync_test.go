@@ -105,6 +105,7 @@ func TestParseSyncErrors(t *testing.T) {
 		{"field needs local and alias", head + "fields:\n  - direction: both\n", []string{"line 5: fields[0].local: is required", "line 5: fields[0].alias: is required"}},
 		{"correlation without values", head + "fields:\n  - {local: a, alias: a, mode: correlation}\n", []string{"line 5: fields[0].values: mode correlation needs values"}},
 		{"passthrough with values", head + "fields:\n  - local: a\n    alias: a\n    mode: passthrough\n    values: {x: y}\n", []string{"line 8: fields[0].values: values are not used with mode passthrough"}},
+		{"correlation with empty values", head + "fields:\n  - {local: a, alias: a, mode: correlation, values: {}}\n", []string{"line 5: fields[0].values: mode correlation needs values"}},
 		{"bad kind", head + "fields:\n  - {local: a, alias: a, kind: blob}\n", []string{`fields[0].kind: "blob" is not one of`}},
 		{"fixed without user", head + "users:\n  mode: fixed\n", []string{"line 5: users.fixed_user: is required"}},
 		{"fallback with text mode", head + "users:\n  mode: text\n  fallback: drop\n", []string{"line 6: users.fallback: is only used with mode by_username or by_email"}},
