@@ -16,7 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/jirabridge/jirabridge/internal/config"
+	"github.com/jirabridge/jirabridge/internal/engine"
 	"github.com/jirabridge/jirabridge/internal/handshake"
+	"github.com/jirabridge/jirabridge/internal/link"
+	"github.com/jirabridge/jirabridge/internal/mapping"
 	"github.com/jirabridge/jirabridge/internal/metrics"
 	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/transport"
@@ -59,11 +62,13 @@ type daemon struct {
 	syncID string
 	local  *handshake.Config
 
-	wake chan struct{}
+	mu    sync.Mutex
+	ready error // why /readyz fails; nil when ready
+	link  *link.Link
+	node  *engine.Node
 
-	mu       sync.Mutex
-	ready    error // why /readyz fails; nil when ready
-	lastSend error
+	// engineLoop's own: whether the last round found the sync paused.
+	wasPaused bool
 }
 
 func newDaemon(ctx context.Context, s *setup, o daemonOptions) (*daemon, error) {
@@ -85,7 +90,6 @@ func newDaemon(ctx context.Context, s *setup, o daemonOptions) (*daemon, error) 
 	d := &daemon{
 		cfg: s.cfg, def: s.def, st: s.st, log: s.log.With("component", "daemon", "sync", sy.Name),
 		reg: reg, m: metrics.New(reg), opts: o, syncID: sy.ID, local: handshake.AliasesOf(s.def),
-		wake: make(chan struct{}, 1),
 	}
 	if err := d.buildTransports(sy); err != nil {
 		return nil, err
@@ -160,15 +164,8 @@ func (d *daemon) Close() {
 	}
 }
 
-func (d *daemon) wakeUp() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
-
-// run runs the bridge until ctx ends (SIGTERM), then lets the current mail
-// and store transaction finish and returns nil.
+// run runs the bridge until ctx ends (SIGTERM), then lets the current
+// Jira round finish (up to stopGrace) and returns nil.
 func (d *daemon) run(ctx context.Context) error {
 	if err := d.reconcile(ctx); err != nil {
 		return err
@@ -183,23 +180,23 @@ func (d *daemon) run(ctx context.Context) error {
 			return err
 		}
 	}
-	// Parts run until stop; a part that ends early does not stop the
-	// others (each logs its own trouble and retries).
-	partCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	// The link's context ends at SIGTERM (an interrupted send leaves the
+	// envelope unsent in the outbox, sent again at the next start); the
+	// engine's ends stopGrace later so the current Jira write completes.
+	linkCtx, stopLink := context.WithCancel(context.WithoutCancel(ctx))
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); d.receiveLoop(partCtx) }()
-	go func() { defer wg.Done(); d.sendLoop(partCtx) }()
-	// TODO(link): once the link branch lands, build link.New here with
-	// d.sender and lifecycleReceiver{d} as its Receiver and run it instead of
-	// sendLoop; the link then also handles changes, acks and heartbeats.
-	// TODO(engine): once the engine branch lands, build the Jira client,
-	// mapping and engine.Node here and step it while the sync is RUNNING.
+	go func() { defer wg.Done(); d.linkPhase(linkCtx) }()
+	go func() { defer wg.Done(); d.engineLoop(ctx, engineCtx) }()
 	d.log.Info("bridge running", "transport", d.cfg.Transport)
 	<-ctx.Done()
-	d.log.Info("stopping: finishing the current mail and store transaction")
-	stop()
+	d.log.Info("stopping: finishing the current Jira write and mail")
+	stopLink()
+	grace := time.AfterFunc(stopGrace, stopEngine)
 	wg.Wait()
+	grace.Stop()
+	stopEngine()
 	if srv != nil {
 		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -208,27 +205,189 @@ func (d *daemon) run(ctx context.Context) error {
 	return nil
 }
 
-// runOnce sends what is queued, reads until the transport is idle, sends
-// the answers, and returns.
+// stopGrace bounds how long SIGTERM waits for the current engine round.
+const stopGrace = 30 * time.Second
+
+// syncNow reads the sync row.
+func (d *daemon) syncNow(ctx context.Context) (store.Sync, error) {
+	var sy store.Sync
+	err := d.st.View(ctx, func(tx *store.Tx) error {
+		var err error
+		sy, err = tx.SyncGet(d.syncID)
+		return err
+	})
+	return sy, err
+}
+
+// newLink builds the link of the sync (it needs the peer: after the
+// handshake). Lifecycle messages reach Receive before the link sees them.
+func (d *daemon) newLink(ctx context.Context, once bool) (*link.Link, error) {
+	c := d.cfg
+	o := link.Options{
+		Store: d.st, SyncID: d.syncID, Sender: d.sender, Receiver: lifecycleReceiver{d: d},
+		Logger: d.log, Metrics: d.m,
+		MaxBatchChanges: c.BatchMaxChanges, MaxBatchBytes: int(c.BatchMaxBytes), Linger: c.BatchLinger,
+		AckDelay: c.AckDelay, GapTimeout: c.GapResendTimeout, HeartbeatInterval: c.HeartbeatInterval,
+		SilenceThreshold: c.PeerSilenceThreshold, Retention: c.Retention, MaxMailSize: int64(c.SMTP.MaxMessageSize),
+	}
+	if once {
+		// Nothing waits for more changes or for an ack to ride along:
+		// the process ends in a moment.
+		o.Linger, o.AckDelay = time.Nanosecond, time.Nanosecond
+	}
+	l, err := link.New(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.link = l
+	d.mu.Unlock()
+	return l, nil
+}
+
+// linkPhase waits for the handshake (a master before its slave joined
+// receives only lifecycle messages), then runs the link until ctx ends.
+func (d *daemon) linkPhase(ctx context.Context) {
+	wait := time.Second
+	for ctx.Err() == nil {
+		sy, err := d.syncNow(ctx)
+		if err != nil {
+			d.log.Warn("read sync", "error", err)
+		} else if sy.PeerNode != "" {
+			break
+		} else if err := d.receiveOne(ctx, 0); err != nil && ctx.Err() == nil {
+			d.setReady(fmt.Errorf("mail path: %w", err))
+			d.log.Warn("receive failed", "error", err)
+		} else {
+			wait = time.Second
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Minute)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	l, err := d.newLink(ctx, false)
+	if err != nil {
+		d.setReady(err)
+		d.log.Error("cannot build the link", "error", err)
+		return
+	}
+	d.setReady(nil)
+	if err := l.Run(ctx); err != nil && ctx.Err() == nil {
+		d.log.Error("link stopped", "error", err)
+	}
+}
+
+// receiveOne reads one envelope (waiting at most idle when idle > 0) and
+// handles it: lifecycle messages here, the rest by the link, or, before
+// the handshake, into quarantine. It returns context.DeadlineExceeded when
+// nothing came within idle.
+func (d *daemon) receiveOne(ctx context.Context, idle time.Duration) error {
+	rctx := ctx
+	if idle > 0 {
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(ctx, idle)
+		defer cancel()
+	}
+	in, ack, err := d.receiver.Receive(rctx)
+	if err != nil {
+		return err
+	}
+	if handshake.IsLifecycle(in.Sealed) {
+		return d.handleLifecycle(ctx, in, ack)
+	}
+	d.mu.Lock()
+	l := d.link
+	d.mu.Unlock()
+	if l != nil {
+		return l.HandleIncoming(ctx, in, ack)
+	}
+	d.log.Warn("envelope before the handshake finished: quarantined", "id", in.ID, "kind", in.Meta.Kind)
+	if err := d.st.Update(ctx, func(tx *store.Tx) error {
+		_, err := tx.QuarantineAdd(store.Quarantined{SyncID: in.Meta.Sync, TransportRef: in.ID,
+			Reason: reasonBeforeHandshake, Raw: in.Sealed})
+		return err
+	}); err != nil {
+		return err
+	}
+	d.m.Inc(metrics.Quarantined, reasonBeforeHandshake)
+	return ack(ctx, transport.Quarantined(reasonBeforeHandshake))
+}
+
+const reasonBeforeHandshake = "before_handshake"
+
+// lifecycleReceiver is the Receiver the link reads from: it handles the
+// handshake and config messages itself (they are not the link's) and
+// passes everything else on.
+type lifecycleReceiver struct{ d *daemon }
+
+func (r lifecycleReceiver) Receive(ctx context.Context) (*transport.Incoming, transport.AckFunc, error) {
+	for {
+		in, ack, err := r.d.receiver.Receive(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !handshake.IsLifecycle(in.Sealed) {
+			return in, ack, nil
+		}
+		if err := r.d.handleLifecycle(ctx, in, ack); err != nil {
+			r.d.log.Warn("lifecycle message not handled; it stays for the next try", "id", in.ID, "error", err)
+		}
+	}
+}
+
+// Close does nothing: the daemon closes the transports.
+func (lifecycleReceiver) Close() error { return nil }
+
+// runOnce does one round of everything and returns: engine step (when
+// RUNNING), link step (seal and send), read until the transport is idle,
+// link step (release to replay, acks), engine step (apply), link step.
 func (d *daemon) runOnce(ctx context.Context) error {
-	if err := d.sendUnsent(ctx); err != nil {
+	var l *link.Link
+	step := func() error {
+		sy, err := d.syncNow(ctx)
+		if err != nil {
+			return err
+		}
+		if l == nil && sy.PeerNode != "" {
+			if l, err = d.newLink(ctx, true); err != nil {
+				return err
+			}
+		}
+		if sy.State == store.StateRunning {
+			if err := d.engineStep(ctx, sy); err != nil {
+				d.log.Warn("engine step", "error", err)
+			}
+		}
+		if l != nil {
+			return l.Step(ctx)
+		}
+		return nil
+	}
+	if err := step(); err != nil {
 		return err
 	}
 	for {
-		rctx, cancel := context.WithTimeout(ctx, d.opts.Idle)
-		in, ack, err := d.receiver.Receive(rctx)
-		cancel()
+		err := d.receiveOne(ctx, d.opts.Idle)
 		if err != nil {
 			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 				break
 			}
 			return fmt.Errorf("receive: %w", err)
 		}
-		if err := d.handle(ctx, in, ack); err != nil {
+	}
+	for range 2 {
+		if err := step(); err != nil {
 			return err
 		}
 	}
-	return d.sendUnsent(ctx)
+	return nil
 }
 
 // reconcile lets a slave adopt a configuration its (possibly edited) sync
@@ -240,43 +399,95 @@ func (d *daemon) reconcile(ctx context.Context) error {
 	})
 }
 
-func (d *daemon) receiveLoop(ctx context.Context) {
-	wait := time.Second
-	for ctx.Err() == nil {
-		in, ack, err := d.receiver.Receive(ctx)
+// engineLoop steps the engine every poll interval while the sync is
+// RUNNING. stop ends the loop between rounds; ctx (which ends later) is
+// what the round runs under, so a Jira write in flight completes.
+func (d *daemon) engineLoop(stop, ctx context.Context) {
+	t := time.NewTicker(d.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop.Done():
+			return
+		case <-t.C:
+		}
+		sy, err := d.syncNow(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			d.setReady(fmt.Errorf("mail path: %w", err))
-			d.log.Warn("receive failed", "error", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
-			}
-			wait = min(2*wait, time.Minute)
+			d.log.Warn("read sync", "error", err)
 			continue
 		}
-		wait = time.Second
-		d.setReady(nil)
-		if err := d.handle(ctx, in, ack); err != nil {
-			d.log.Warn("handling an incoming envelope failed", "id", in.ID, "error", err)
+		d.m.SetSyncState(string(sy.State), allStates)
+		if sy.State != store.StateRunning {
+			continue
 		}
-		d.wakeUp()
+		if err := d.engineStep(ctx, sy); err != nil && ctx.Err() == nil {
+			d.log.Warn("engine step", "error", err)
+		}
 	}
 }
 
-// handle processes one incoming envelope: lifecycle messages here, the rest
-// by the link.
-func (d *daemon) handle(ctx context.Context, in *transport.Incoming, ack transport.AckFunc) error {
-	if !handshake.IsLifecycle(in.Sealed) {
-		// TODO(link): hand the envelope to link.HandleIncoming. Until the
-		// link is wired in, it stays where it is (not acked), so nothing is
-		// lost: the link reads it once it runs.
-		d.log.Info("envelope left for the link", "id", in.ID, "kind", in.Meta.Kind)
-		return nil
+// engineStep builds the engine on first use (the mapping needs Jira's field
+// list) and runs one detection and replay round.
+func (d *daemon) engineStep(ctx context.Context, sy store.Sync) error {
+	d.mu.Lock()
+	n := d.node
+	d.mu.Unlock()
+	if n == nil {
+		var err error
+		if n, err = d.newNode(ctx, sy); err != nil {
+			return err
+		}
 	}
+	if d.wasPaused {
+		// The store says RUNNING again: the operator ran `jirabridge
+		// start` after fixing the cause, so the replayer forgets its pause.
+		if err := n.Resume(ctx); err != nil {
+			return err
+		}
+		d.wasPaused = false
+	}
+	res, err := n.Step(ctx)
+	d.wasPaused = res.Paused
+	if res.Detected > 0 {
+		d.mu.Lock()
+		l := d.link
+		d.mu.Unlock()
+		if l != nil {
+			l.Wake()
+		}
+	}
+	return err
+}
+
+func (d *daemon) newNode(ctx context.Context, sy store.Sync) (*engine.Node, error) {
+	jc, err := newJiraClient(d.cfg, d.m)
+	if err != nil {
+		return nil, err
+	}
+	fields, err := jc.Fields(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read Jira's fields for the mapping: %w", err)
+	}
+	mp, err := mapping.New(d.def, fields, mapping.Options{Users: jc})
+	if err != nil {
+		return nil, fmt.Errorf("build the mapping: %w", err)
+	}
+	n, err := engine.NewNode(engine.Config{
+		Store: d.st, Jira: jc, Mapping: mp, SyncID: d.syncID, Node: sy.SelfNode, Role: sy.Role,
+		SyncUser: sy.SyncUser, ProjectKey: sy.ProjectKey, PollInterval: d.cfg.PollInterval,
+		Workers: d.cfg.ReplayWorkers, Logger: d.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.node = n
+	d.mu.Unlock()
+	return n, nil
+}
+
+// handleLifecycle processes one handshake or config envelope.
+func (d *daemon) handleLifecycle(ctx context.Context, in *transport.Incoming, ack transport.AckFunc) error {
 	var r handshake.Result
 	err := d.st.Update(ctx, func(tx *store.Tx) error {
 		var err error
@@ -305,66 +516,6 @@ func (d *daemon) handle(ctx context.Context, in *transport.Incoming, ack transpo
 var allStates = []string{
 	string(store.StateCreated), string(store.StateHandshake), string(store.StateStopped), string(store.StateRunning),
 	string(store.StateWaitingForSlave), string(store.StateUpdateRequired), string(store.StatePaused),
-}
-
-func (d *daemon) sendLoop(ctx context.Context) {
-	t := time.NewTicker(d.opts.Tick)
-	defer t.Stop()
-	for {
-		if err := d.sendUnsent(ctx); err != nil && ctx.Err() == nil {
-			d.log.Warn("send failed", "error", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-d.wake:
-		}
-	}
-}
-
-// sendUnsent sends the outbox envelopes never sent, in order. It stands in
-// for the link's sender until the link is wired in (TODO(link)).
-func (d *daemon) sendUnsent(ctx context.Context) error {
-	var sy store.Sync
-	var es []store.OutboxEntry
-	err := d.st.View(ctx, func(tx *store.Tx) error {
-		var err error
-		if sy, err = tx.SyncGet(d.syncID); err != nil {
-			return err
-		}
-		es, err = tx.OutboxNextUnsent(d.syncID, 100)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	for _, e := range es {
-		err := d.sender.Send(ctx, transport.Outgoing{
-			Meta:   transport.Meta{Sync: sy.ID, SyncName: sy.Name, Sender: sy.SelfNode, Seq: e.Seq, Kind: e.Kind},
-			Sealed: e.Sealed,
-		})
-		uerr := d.st.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
-			if err != nil {
-				return tx.OutboxMarkSendFailed(d.syncID, e.Seq, err.Error())
-			}
-			return tx.OutboxMarkSent(d.syncID, e.Seq)
-		})
-		if err != nil {
-			d.mu.Lock()
-			d.lastSend = err
-			d.mu.Unlock()
-			return fmt.Errorf("send envelope %d: %w", e.Seq, err)
-		}
-		d.m.Inc(metrics.EnvelopesSent, e.Kind)
-		if uerr != nil {
-			return fmt.Errorf("record envelope %d sent: %w", e.Seq, uerr)
-		}
-	}
-	d.mu.Lock()
-	d.lastSend = nil
-	d.mu.Unlock()
-	return nil
 }
 
 func (d *daemon) setReady(err error) {
@@ -432,13 +583,7 @@ func (d *daemon) readiness(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.ready != nil {
-		return d.ready
-	}
-	if d.lastSend != nil {
-		return fmt.Errorf("mail path: %w", d.lastSend)
-	}
-	return nil
+	return d.ready
 }
 
 // storeIMAPState keeps the IMAP receiver's UID tracking in the store, so
