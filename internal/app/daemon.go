@@ -347,7 +347,8 @@ func (lifecycleReceiver) Close() error { return nil }
 
 // runOnce does one round of everything and returns: engine step (when
 // RUNNING), link step (seal and send), read until the transport is idle,
-// link step (release to replay, acks), engine step (apply), link step.
+// then three engine and link steps (release to replay, apply, detect the
+// echoes, send acks and answers).
 func (d *daemon) runOnce(ctx context.Context) error {
 	var l *link.Link
 	step := func() error {
@@ -382,7 +383,9 @@ func (d *daemon) runOnce(ctx context.Context) error {
 			return fmt.Errorf("receive: %w", err)
 		}
 	}
-	for range 2 {
+	// Three rounds: release what arrived, apply it, and let detection see
+	// the applied writes (as echoes) before the process ends.
+	for range 3 {
 		if err := step(); err != nil {
 			return err
 		}
