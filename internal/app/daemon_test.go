@@ -3,7 +3,6 @@ package app
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -258,5 +257,4 @@ func daemonsEndToEnd(t *testing.T, transportEnv func(string) map[string]string) 
 	if t.Failed() {
 		t.Logf("master log:\n%s\nslave log:\n%s", md.logs, sd.logs)
 	}
-	_ = fmt.Sprint
 }
