@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -49,7 +50,6 @@ type daemonOptions struct {
 // one place (newDaemon), explicitly.
 type daemon struct {
 	cfg  *config.Config
-	def  *config.SyncDef
 	st   *store.Store
 	log  *slog.Logger
 	reg  *prometheus.Registry
@@ -60,7 +60,11 @@ type daemon struct {
 	receiver transport.Receiver
 
 	syncID string
-	local  *handshake.Config
+
+	defMu   sync.Mutex
+	def     *config.SyncDef
+	local   *handshake.Config // AliasesOf(def)
+	defTime time.Time         // modification time of the sync file read
 
 	mu    sync.Mutex
 	ready error // why /readyz fails; nil when ready
@@ -91,10 +95,56 @@ func newDaemon(ctx context.Context, s *setup, o daemonOptions) (*daemon, error) 
 		cfg: s.cfg, def: s.def, st: s.st, log: s.log.With("component", "daemon", "sync", sy.Name),
 		reg: reg, m: metrics.New(reg), opts: o, syncID: sy.ID, local: handshake.AliasesOf(s.def),
 	}
+	if fi, err := os.Stat(s.cfg.SyncFile); err == nil {
+		d.defTime = fi.ModTime()
+	}
 	if err := d.buildTransports(sy); err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+func (d *daemon) syncDef() *config.SyncDef {
+	d.defMu.Lock()
+	defer d.defMu.Unlock()
+	return d.def
+}
+
+func (d *daemon) aliases() *handshake.Config {
+	d.defMu.Lock()
+	defer d.defMu.Unlock()
+	return d.local
+}
+
+// reloadDef reads the sync definition again when its file changed: a slave
+// that mapped the aliases the master published adopts them without a
+// restart, and the engine's mapping is rebuilt. A definition with problems
+// is logged and the old one kept.
+func (d *daemon) reloadDef(ctx context.Context) {
+	fi, err := os.Stat(d.cfg.SyncFile)
+	if err != nil || fi.ModTime().Equal(d.defTime) {
+		return
+	}
+	d.defTime = fi.ModTime()
+	def, err := config.LoadSyncFile(d.cfg.SyncFile)
+	if err != nil {
+		d.log.Error("the changed sync definition has problems; still using the previous one", "error", err)
+		return
+	}
+	if def.Project != d.syncDef().Project {
+		d.log.Error("the changed sync definition names another project; still using the previous one", "project", def.Project)
+		return
+	}
+	d.defMu.Lock()
+	d.def, d.local = def, handshake.AliasesOf(def)
+	d.defMu.Unlock()
+	d.mu.Lock()
+	d.node = nil // rebuilt with the new mapping at the next round
+	d.mu.Unlock()
+	d.log.Info("sync definition reloaded")
+	if err := d.reconcile(ctx); err != nil {
+		d.log.Warn("reconcile after reload", "error", err)
+	}
 }
 
 // buildTransports builds the Sender and Receiver JIRABRIDGE_TRANSPORT names.
@@ -397,7 +447,7 @@ func (d *daemon) runOnce(ctx context.Context) error {
 // definition now maps completely.
 func (d *daemon) reconcile(ctx context.Context) error {
 	return d.st.Update(ctx, func(tx *store.Tx) error {
-		_, err := handshake.Reconcile(tx, d.syncID, d.local)
+		_, err := handshake.Reconcile(tx, d.syncID, d.aliases())
 		return err
 	})
 }
@@ -414,6 +464,7 @@ func (d *daemon) engineLoop(stop, ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		d.reloadDef(ctx)
 		sy, err := d.syncNow(ctx)
 		if err != nil {
 			d.log.Warn("read sync", "error", err)
@@ -471,7 +522,7 @@ func (d *daemon) newNode(ctx context.Context, sy store.Sync) (*engine.Node, erro
 	if err != nil {
 		return nil, fmt.Errorf("read Jira's fields for the mapping: %w", err)
 	}
-	mp, err := mapping.New(d.def, fields, mapping.Options{Users: jc})
+	mp, err := mapping.New(d.syncDef(), fields, mapping.Options{Users: jc})
 	if err != nil {
 		return nil, fmt.Errorf("build the mapping: %w", err)
 	}
@@ -494,7 +545,7 @@ func (d *daemon) handleLifecycle(ctx context.Context, in *transport.Incoming, ac
 	var r handshake.Result
 	err := d.st.Update(ctx, func(tx *store.Tx) error {
 		var err error
-		r, err = handshake.Receive(tx, in.Sealed, handshake.ReceiveOptions{Ref: in.ID, Local: d.local})
+		r, err = handshake.Receive(tx, in.Sealed, handshake.ReceiveOptions{Ref: in.ID, Local: d.aliases()})
 		return err
 	})
 	if err != nil {
@@ -551,7 +602,7 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		rep, err := gatherStatus(r.Context(), d.st, d.syncID, d.local)
+		rep, err := gatherStatus(r.Context(), d.st, d.syncID, d.aliases())
 		if err != nil {
 			http.Error(w, "status: "+err.Error(), http.StatusInternalServerError)
 			return

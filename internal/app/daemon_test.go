@@ -220,6 +220,15 @@ func daemonsEndToEnd(t *testing.T, transportEnv func(string) map[string]string) 
 		return &site{t: t, env: env}
 	}
 	master, slave := mk(alpha), mk(beta)
+	// The slave starts without a mapping for the alias "task".
+	full := beta.SyncYAML
+	partial := strings.Replace(full, "  Story: task\n", "", 1)
+	if partial == full {
+		t.Fatal("demo sync definition of beta changed; fix the test")
+	}
+	if err := os.WriteFile(slave.env["JIRABRIDGE_SYNC_FILE"], []byte(partial), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	hs := filepath.Join(root, "handshake.json")
 	master.must("init", "--out", hs)
 	slave.must("join", hs)
@@ -230,6 +239,14 @@ func daemonsEndToEnd(t *testing.T, transportEnv func(string) map[string]string) 
 	eventually(t, "handshake: master STOPPED", 30*time.Second, state(master, "STOPPED"), md.logs, sd.logs)
 	eventually(t, "handshake: slave STOPPED", 30*time.Second, state(slave, "STOPPED"), md.logs, sd.logs)
 	master.must("publish", "--note", "daemons")
+	eventually(t, "slave UPDATE REQUIRED", 30*time.Second, func() bool {
+		r := slave.status()
+		return r.State == "UPDATE REQUIRED" && len(r.Missing) == 1 && r.Missing[0] == "issue type task"
+	}, md.logs, sd.logs)
+	// The operator maps it; the running daemon notices the edited file.
+	if err := os.WriteFile(slave.env["JIRABRIDGE_SYNC_FILE"], []byte(full), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, "slave adopts", 30*time.Second, func() bool { return slave.status().AdoptedVersion == 1 }, md.logs, sd.logs)
 	eventually(t, "master back to STOPPED", 30*time.Second, state(master, "STOPPED"), md.logs, sd.logs)
 	// Commands work while the daemons run.
