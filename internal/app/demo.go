@@ -100,6 +100,10 @@ func (b *demoBridge) main(ctx context.Context, w io.Writer, args ...string) (int
 func (b *demoBridge) must(ctx context.Context, w io.Writer, args ...string) error {
 	code, out := b.main(ctx, w, args...)
 	for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		if l == "" {
+			fmt.Fprintln(w)
+			continue
+		}
 		fmt.Fprintf(w, "  [%s] %s\n", b.name, l)
 	}
 	if code != 0 {

@@ -80,8 +80,6 @@ fields:
 users:
   mode: by_email
   fallback: drop
-comments:
-  enabled: true
 `,
 }, {
 	name: "beta", project: "BETA", users: []string{"asmith", "bjones", "cwhite"},
@@ -117,8 +115,6 @@ fields:
 users:
   mode: by_email
   fallback: drop
-comments:
-  enabled: true
 `,
 }}
 
