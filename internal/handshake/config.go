@@ -386,8 +386,16 @@ func Reconcile(tx *store.Tx, syncID string, local *Config) (Reconciled, error) {
 	rec := Reconciled{Version: master.Version, State: s.State}
 	rec.Missing, rec.Widening = Compare(master, local)
 	if adopted == master.Version {
-		rec.Adopted = true
-		return rec, nil
+		if len(rec.Missing) == 0 && len(rec.Widening) == 0 {
+			rec.Adopted = true
+			return rec, nil
+		}
+		// The local definition was edited and no longer fits the adopted
+		// configuration: stop syncing until it does again (then the
+		// configuration is adopted and acked once more).
+		if err := setCursor(tx, syncID, "adopted", "0"); err != nil {
+			return Reconciled{}, err
+		}
 	}
 	if len(rec.Missing) > 0 || len(rec.Widening) > 0 {
 		reason := fmt.Sprintf("configuration %d from the master: %d alias(es) not mapped, %d beyond what the master allows; see jirabridge status",

@@ -14,7 +14,7 @@ import (
 	"github.com/jirabridge/jirabridge/internal/store"
 )
 
-func openStore(t *testing.T) *store.Store {
+func openStore(t testing.TB) *store.Store {
 	t.Helper()
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), store.FileName), &store.Options{NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -24,7 +24,7 @@ func openStore(t *testing.T) *store.Store {
 	return st
 }
 
-func update(t *testing.T, st *store.Store, fn func(tx *store.Tx) error) {
+func update(t testing.TB, st *store.Store, fn func(tx *store.Tx) error) {
 	t.Helper()
 	if err := st.Update(context.Background(), fn); err != nil {
 		t.Fatal(err)
@@ -82,7 +82,7 @@ type pair struct {
 	syncID string
 }
 
-func initMaster(t *testing.T, st *store.Store, name string) File {
+func initMaster(t testing.TB, st *store.Store, name string) File {
 	t.Helper()
 	var f File
 	update(t, st, func(tx *store.Tx) error {
@@ -264,6 +264,21 @@ func TestHandshakeAndPublish(t *testing.T) {
 	msgs = unsent(t, p.s, p.syncID)
 	if r := deliver(t, p.m, msgs[0], nil); r.State != store.StateRunning {
 		t.Fatalf("master after v2 ack: %+v, want RUNNING", r)
+	}
+	// The slave's definition is edited and loses an alias: UPDATE
+	// REQUIRED until it maps it again, then RUNNING (and acked again).
+	narrowed := *local
+	narrowed.IssueTypes = []string{"bug"}
+	update(t, p.s, func(tx *store.Tx) error { var err error; rec, err = Reconcile(tx, p.syncID, &narrowed); return err })
+	if rec.Adopted || rec.State != store.StateUpdateRequired || !slices.Equal(rec.Missing, []string{"issue type task"}) {
+		t.Fatalf("after losing an alias: %+v", rec)
+	}
+	update(t, p.s, func(tx *store.Tx) error { var err error; rec, err = Reconcile(tx, p.syncID, local); return err })
+	if !rec.Adopted || rec.State != store.StateRunning {
+		t.Fatalf("after mapping it again: %+v", rec)
+	}
+	if n := len(unsent(t, p.s, p.syncID)); n != 1 {
+		t.Errorf("re-adoption queued %d acks, want 1", n)
 	}
 	// A duplicate (the same mail again) is dropped.
 	if r := deliver(t, p.m, msgs[0], nil); r.Event != EventDuplicate {
