@@ -230,9 +230,10 @@ func (d *daemon) run(ctx context.Context) error {
 			return err
 		}
 	}
-	// The link's context ends at SIGTERM (an interrupted send leaves the
-	// envelope unsent in the outbox, sent again at the next start); the
-	// engine's ends stopGrace later so the current Jira write completes.
+	// The link's context ends at SIGTERM (the mail being sent finishes,
+	// see gracefulSender; an IMAP read in progress is abandoned and the mail
+	// read again at the next start); the engine's ends stopGrace later so
+	// the current Jira write completes.
 	linkCtx, stopLink := context.WithCancel(context.WithoutCancel(ctx))
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -274,7 +275,7 @@ func (d *daemon) syncNow(ctx context.Context) (store.Sync, error) {
 func (d *daemon) newLink(ctx context.Context, once bool) (*link.Link, error) {
 	c := d.cfg
 	o := link.Options{
-		Store: d.st, SyncID: d.syncID, Sender: d.sender, Receiver: lifecycleReceiver{d: d},
+		Store: d.st, SyncID: d.syncID, Sender: gracefulSender{d.sender}, Receiver: lifecycleReceiver{d: d},
 		Logger: d.log, Metrics: d.m,
 		MaxBatchChanges: c.BatchMaxChanges, MaxBatchBytes: int(c.BatchMaxBytes), Linger: c.BatchLinger,
 		AckDelay: c.AckDelay, GapTimeout: c.GapResendTimeout, HeartbeatInterval: c.HeartbeatInterval,
@@ -371,6 +372,23 @@ func (d *daemon) receiveOne(ctx context.Context, idle time.Duration) error {
 }
 
 const reasonBeforeHandshake = "before_handshake"
+
+// gracefulSender lets a mail in progress finish when the daemon stops: the
+// send runs under a context that SIGTERM does not cancel (bounded by
+// sendGrace), so the link returns after the current mail, not in its
+// middle.
+type gracefulSender struct{ transport.Sender }
+
+const sendGrace = 2 * time.Minute
+
+func (g gracefulSender) Send(ctx context.Context, m transport.Outgoing) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendGrace)
+	defer cancel()
+	return g.Sender.Send(ctx, m)
+}
+
+// Close does nothing: the daemon closes the transports.
+func (gracefulSender) Close() error { return nil }
 
 // lifecycleReceiver is the Receiver the link reads from: it handles the
 // handshake and config messages itself (they are not the link's) and
