@@ -43,6 +43,8 @@ func commands() []command {
 	return []command{
 		{"version", "print the version", cmdVersion},
 		{"config", "inspect process settings (config check)", cmdConfig},
+		{"messages", "list, show, retry or skip parked changes", cmdMessages},
+		{"resync", "send the current state of issues to the peer again", cmdResync},
 	}
 }
 

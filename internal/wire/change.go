@@ -34,6 +34,11 @@ const (
 	WatcherRemove    ChangeKind = "watcher.remove"
 	LinkAdd          ChangeKind = "link.add"
 	LinkRemove       ChangeKind = "link.remove"
+	// IssuePair is sent back by the side that created the peer issue of an
+	// IssueCreate: IssueID and IssueKey name the new issue, PeerIssueID and
+	// PeerIssueKey the origin issue it copies, so the origin side records the
+	// pair too and can route the new issue's later changes.
+	IssuePair ChangeKind = "issue.pair"
 )
 
 // Change is one change of one issue at the origin site, expressed in aliases
@@ -67,6 +72,10 @@ type Change struct {
 	Attachment    *Attachment `json:"attachment,omitempty"`
 	Link          *Link       `json:"link,omitempty"`
 	Watcher       *User       `json:"watcher,omitempty"`
+	// PeerIssueID and PeerIssueKey name the receiving side's issue, for
+	// IssuePair.
+	PeerIssueID  string `json:"peer_issue_id,omitempty"`
+	PeerIssueKey string `json:"peer_issue_key,omitempty"`
 }
 
 // User is a person as the user policy allows sending them; every part is

@@ -1,0 +1,276 @@
+// Package engine runs one side of a sync: detection of what people change in
+// the local Jira (internal/detect) and replay of the peer's changes through
+// the applier (internal/replay, internal/apply), with one store.
+//
+// Step does one poll and one replay round, which makes tests deterministic
+// (no sleeps: they step nodes and move changes with Loopback until Settle
+// sees nothing move); Run repeats Step every poll interval for the daemon.
+// Until the mail link exists, Loopback stands in for it: it moves one
+// bridge's pending changes into the other's replay queue.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jirabridge/jirabridge/internal/apply"
+	"github.com/jirabridge/jirabridge/internal/detect"
+	"github.com/jirabridge/jirabridge/internal/errclass"
+	"github.com/jirabridge/jirabridge/internal/jira"
+	"github.com/jirabridge/jirabridge/internal/mapping"
+	"github.com/jirabridge/jirabridge/internal/replay"
+	"github.com/jirabridge/jirabridge/internal/store"
+	"github.com/jirabridge/jirabridge/internal/wire"
+)
+
+// Config is everything one side of one sync needs. Store, Jira, Mapping,
+// SyncID and Node are required.
+type Config struct {
+	Store   *store.Store
+	Jira    *jira.Client
+	Mapping *mapping.Mapping
+	SyncID  string
+	Node    string     // this bridge's node id (part of every change id)
+	Role    store.Role // master wins conflict ties; default slave
+	// SyncUser is the user the bridge acts as; default the Jira client's
+	// username.
+	SyncUser string
+	// ProjectKey is where peer issues are created; default the sync
+	// definition's project.
+	ProjectKey string
+	// PeerURL is the peer Jira's base URL, for the remote links that show
+	// the pair; optional.
+	PeerURL      string
+	PollInterval time.Duration // default 5s
+	Workers      int           // replay lanes in parallel; default 4, 1 is deterministic
+	// BackOff is the replay wait after the n-th temporary failure; default
+	// replay.DefaultBackOff. Tests return 0.
+	BackOff func(n int) time.Duration
+	Overlap time.Duration // detection cursor overlap; default 2m
+	// Location is the sync user's time zone for JQL dates; nil: detection
+	// asks Jira, the applier assumes UTC.
+	Location *time.Location
+	Now      func() time.Time
+	Logger   *slog.Logger
+	// Hooks reach into the applier (crash tests).
+	Hooks apply.Hooks
+}
+
+// Poller is detection as the node uses it; *detect.Detector is one.
+type Poller interface {
+	Poll(ctx context.Context) (detect.Result, error)
+}
+
+// Node is one side of one sync.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	detector *detect.Detector
+	poller   Poller
+	applier  *apply.Applier
+	replayer *replay.Replayer
+}
+
+// NewNode builds the detector, the applier and the replayer of one side.
+// It makes no Jira call.
+func NewNode(cfg Config) (*Node, error) {
+	if cfg.Store == nil || cfg.Jira == nil || cfg.Mapping == nil || cfg.SyncID == "" || cfg.Node == "" {
+		return nil, errors.New("engine: Store, Jira, Mapping, SyncID and Node are required")
+	}
+	if cfg.SyncUser == "" {
+		cfg.SyncUser = cfg.Jira.Username()
+	}
+	if cfg.ProjectKey == "" && cfg.Mapping.Def() != nil {
+		cfg.ProjectKey = cfg.Mapping.Def().Project
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	det, err := detect.New(detect.Options{Jira: cfg.Jira, Store: cfg.Store, SyncID: cfg.SyncID, Node: cfg.Node,
+		SyncUser: cfg.SyncUser, Mapping: cfg.Mapping, Overlap: cfg.Overlap, Location: cfg.Location,
+		Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("build detection: %w", err)
+	}
+	app, err := apply.New(apply.Options{Jira: cfg.Jira, Store: cfg.Store, SyncID: cfg.SyncID, Role: cfg.Role,
+		ProjectKey: cfg.ProjectKey, Mapping: cfg.Mapping, SyncUser: cfg.SyncUser, PeerURL: cfg.PeerURL,
+		Location: cfg.Location, Now: cfg.Now, Hooks: cfg.Hooks, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("build applier: %w", err)
+	}
+	rep, err := replay.New(replay.Options{Store: cfg.Store, SyncID: cfg.SyncID, Applier: app, Workers: cfg.Workers,
+		BackOff: cfg.BackOff, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("build replay: %w", err)
+	}
+	return &Node{cfg: cfg, log: cfg.Logger.With("component", "engine", "sync", cfg.SyncID, "node", cfg.Node),
+		detector: det, poller: det, applier: app, replayer: rep}, nil
+}
+
+// Detector is the node's detection (for webhooks and resync).
+func (n *Node) Detector() *detect.Detector { return n.detector }
+
+// Applier is the node's applier.
+func (n *Node) Applier() *apply.Applier { return n.applier }
+
+// Replayer is the node's replay (for Resume).
+func (n *Node) Replayer() *replay.Replayer { return n.replayer }
+
+// Store is the node's store.
+func (n *Node) Store() *store.Store { return n.cfg.Store }
+
+// SyncID is the node's sync.
+func (n *Node) SyncID() string { return n.cfg.SyncID }
+
+// StepResult counts what one Step did.
+type StepResult struct {
+	Detected int  // changes detection wrote to pending
+	Applied  int  // peer changes applied
+	Parked   int  // peer changes parked
+	Retries  int  // peer changes put back for a later try
+	Paused   bool // the sync is paused: no Jira call was made
+}
+
+// Moved reports whether the step changed anything.
+func (r StepResult) Moved() bool { return r.Detected+r.Applied+r.Parked > 0 }
+
+// Step runs a pending resync request, one poll and one replay round. A
+// paused sync makes no Jira call at all; an authentication failure in
+// detection pauses it like one in replay does.
+func (n *Node) Step(ctx context.Context) (StepResult, error) {
+	var res StepResult
+	paused, err := n.replayer.Paused(ctx)
+	if err != nil || paused {
+		res.Paused = paused
+		return res, err
+	}
+	k, err := n.runResync(ctx)
+	res.Detected += k
+	if err == nil {
+		var d detect.Result
+		d, err = n.poller.Poll(ctx)
+		res.Detected += d.Changes
+	}
+	if err != nil {
+		if errclass.Of(err) == errclass.Pause {
+			res.Paused = true
+			return res, n.replayer.Pause(ctx, replay.PauseReason)
+		}
+		return res, fmt.Errorf("detect: %w", err)
+	}
+	r, err := n.replayer.Round(ctx)
+	res.Applied, res.Parked, res.Retries, res.Paused = r.Applied, r.Parked, r.Retries, r.Paused
+	if err != nil {
+		return res, fmt.Errorf("replay: %w", err)
+	}
+	return res, nil
+}
+
+// Resume un-pauses the sync after the credentials were changed.
+func (n *Node) Resume(ctx context.Context) error { return n.replayer.Resume(ctx) }
+
+// Run steps every poll interval until ctx ends. Errors are logged and the
+// loop goes on: the next step retries, and a pause stops Jira calls by
+// itself.
+func (n *Node) Run(ctx context.Context) error {
+	t := time.NewTicker(n.cfg.PollInterval)
+	defer t.Stop()
+	var lastErr string
+	for {
+		_, err := n.Step(ctx)
+		switch {
+		case err != nil && err.Error() != lastErr:
+			n.log.Error("sync step failed", "err", err)
+			lastErr = err.Error()
+		case err == nil && lastErr != "":
+			n.log.Info("sync step works again")
+			lastErr = ""
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Loopback moves the pending changes of from into the replay queue of to,
+// in order: the stand-in for the mail link. It writes to's queue in one
+// transaction and then deletes from's pending changes in another; a crash
+// between the two re-enqueues the same change ids, which the queue drops as
+// duplicates. It returns how many changes moved.
+func Loopback(ctx context.Context, from, to *Node) (int, error) {
+	var pend []store.PendingChange
+	if err := from.cfg.Store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		pend, err = tx.PendingList(from.cfg.SyncID, 10000)
+		return err
+	}); err != nil {
+		return 0, fmt.Errorf("loopback: list pending changes: %w", err)
+	}
+	if len(pend) == 0 {
+		return 0, nil
+	}
+	ids := make([]int64, 0, len(pend))
+	if err := to.cfg.Store.Update(ctx, func(tx *store.Tx) error {
+		for _, p := range pend {
+			var c wire.Change
+			if err := json.Unmarshal(p.Change, &c); err != nil {
+				return fmt.Errorf("pending change %d: %w", p.ID, err)
+			}
+			if _, _, err := tx.ReplayEnqueue(to.cfg.SyncID, c.IssueID, c.ID, p.Change); err != nil {
+				return err
+			}
+			ids = append(ids, p.ID)
+		}
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("loopback: enqueue: %w", err)
+	}
+	if err := from.cfg.Store.Update(ctx, func(tx *store.Tx) error { return tx.PendingDelete(ids...) }); err != nil {
+		return 0, fmt.Errorf("loopback: delete pending: %w", err)
+	}
+	return len(ids), nil
+}
+
+// Settle steps the nodes and moves changes between them (nodes[0] with
+// nodes[1], nodes[2] with nodes[3], ...) until a round in which nothing
+// moves, and returns the number of rounds. It gives up after maxRounds.
+func Settle(ctx context.Context, nodes ...*Node) (int, error) {
+	const maxRounds = 200
+	for round := 1; round <= maxRounds; round++ {
+		moved := 0
+		for _, n := range nodes {
+			r, err := n.Step(ctx)
+			if err != nil {
+				return round, fmt.Errorf("settle round %d, node %s: %w", round, n.cfg.Node, err)
+			}
+			if r.Moved() {
+				moved++
+			}
+		}
+		for i := 0; i+1 < len(nodes); i += 2 {
+			for _, p := range [][2]*Node{{nodes[i], nodes[i+1]}, {nodes[i+1], nodes[i]}} {
+				k, err := Loopback(ctx, p[0], p[1])
+				if err != nil {
+					return round, err
+				}
+				moved += k
+			}
+		}
+		if moved == 0 {
+			return round, nil
+		}
+	}
+	return maxRounds, fmt.Errorf("settle: still moving after %d rounds", maxRounds)
+}

@@ -1,0 +1,285 @@
+package engine_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
+	"github.com/jirabridge/jirabridge/internal/jira"
+	"github.com/jirabridge/jirabridge/internal/store"
+)
+
+var seedFlag = flag.Uint64("seed", 0, "seed of TestRandomizedConvergence (0: JIRABRIDGE_SEED or the time)")
+
+// TestRandomizedConvergence makes random changes by people on both sides,
+// interleaved with partial steps of the bridges (so changes cross and
+// conflict), settles, and compares every issue pair through the REST API
+// field by field after mapping. The seed is printed; rerun one with
+// -seed=N or JIRABRIDGE_SEED=N. JIRABRIDGE_SOAK=1 makes many more changes.
+func TestRandomizedConvergence(t *testing.T) {
+	t.Parallel()
+	seed := *seedFlag
+	if seed == 0 {
+		if s, err := strconv.ParseUint(os.Getenv("JIRABRIDGE_SEED"), 10, 64); err == nil {
+			seed = s
+		}
+	}
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	changes := 150
+	if os.Getenv("JIRABRIDGE_SOAK") == "1" {
+		changes = 1000
+	}
+	t.Logf("seed %d (rerun: go test ./internal/engine -run TestRandomizedConvergence -seed=%d), %d changes", seed, seed, changes)
+	defer func() {
+		if t.Failed() {
+			t.Logf("FAILED with seed %d", seed)
+		}
+	}()
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	w := newWorld(t)
+	ctx := context.Background()
+	sites := []*enginetest.Site{w.alpha, w.beta}
+	clients := map[string][]*jira.Client{}
+	for _, s := range sites {
+		for i := range s.People {
+			clients[s.Name] = append(clients[s.Name], person(t, s, i))
+		}
+	}
+	made := map[string]int{}
+	for i := 0; i < changes; i++ {
+		s := sites[rng.IntN(2)]
+		c := clients[s.Name][rng.IntN(len(s.People))]
+		keys := projectKeys(t, s)
+		switch r := rng.IntN(100); {
+		case len(keys) < 2 || r < 8:
+			typ := []string{"Task", "Bug"}[rng.IntN(2)]
+			if s.Name == "beta" {
+				typ = []string{"Story", "Bug"}[rng.IntN(2)]
+			}
+			f := randomFields(rng, s, 1+rng.IntN(6))
+			f["summary"] = fmt.Sprintf("%s issue %d", s.Name, i)
+			createIssue(t, c, s, typ, f)
+			made["create"]++
+		case r < 70:
+			key := keys[rng.IntN(len(keys))]
+			if err := c.EditIssue(ctx, key, randomFields(rng, s, 1+rng.IntN(3)), nil, nil); err != nil {
+				t.Fatalf("seed %d: edit %s: %v", seed, key, err)
+			}
+			made["edit"]++
+		case r < 95:
+			randomTransition(t, rng, c, keys[rng.IntN(len(keys))])
+			made["transition"]++
+		default:
+			key := keys[rng.IntN(len(keys))]
+			typ := []string{"Task", "Bug"}[rng.IntN(2)]
+			if s.Name == "beta" {
+				typ = []string{"Story", "Bug"}[rng.IntN(2)]
+			}
+			if err := c.EditIssue(ctx, key, map[string]any{"issuetype": map[string]string{"name": typ}}, nil, nil); err != nil {
+				t.Fatalf("seed %d: move %s: %v", seed, key, err)
+			}
+			made["move"]++
+		}
+		// Partial progress of the bridges, so that changes cross.
+		for n := rng.IntN(3); n > 0; n-- {
+			var err error
+			switch rng.IntN(4) {
+			case 0:
+				_, err = w.a.node.Step(ctx)
+			case 1:
+				_, err = w.b.node.Step(ctx)
+			case 2:
+				count(t, w.a, w.sentAB)
+				_, err = loopback(w.a, w.b)
+			default:
+				count(t, w.b, w.sentBA)
+				_, err = loopback(w.b, w.a)
+			}
+			if err != nil {
+				t.Fatalf("seed %d: step: %v", seed, err)
+			}
+		}
+		if rng.IntN(10) == 0 {
+			w.clk.Advance(time.Duration(rng.IntN(90)) * time.Second)
+		}
+	}
+	w.settle()
+	t.Logf("people made %v; alpha sent %v, beta sent %v; final settle took %d rounds", made, w.sentAB, w.sentBA, w.settleRounds)
+	for _, b := range []*bridge{w.a, w.b} {
+		var n int
+		_ = b.st.View(ctx, func(tx *store.Tx) error {
+			var err error
+			n, err = tx.FailureCount(syncID)
+			return err
+		})
+		if n != 0 {
+			t.Errorf("seed %d: %s has %d failures", seed, b.site.Name, n)
+		}
+	}
+	na, nb := issueCount(t, w.alpha), issueCount(t, w.beta)
+	pairs := w.pairs()
+	if na != nb || len(pairs) != na {
+		t.Fatalf("seed %d: alpha has %d issues, beta %d, pairs %d", seed, na, nb, len(pairs))
+	}
+	var diffs []string
+	for _, ak := range sortedKeys(pairs) {
+		diffs = append(diffs, diffIssues(t, w, ak, pairs[ak])...)
+	}
+	if len(diffs) > 0 {
+		t.Fatalf("seed %d: %d differences after settling:\n%s", seed, len(diffs), strings.Join(diffs, "\n"))
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func projectKeys(t *testing.T, s *enginetest.Site) []string {
+	t.Helper()
+	var keys []string
+	err := s.Sync.SearchAll(context.Background(), "project = "+s.Project+" ORDER BY key ASC", []string{"summary"}, nil, func(is jira.Issue) error {
+		keys = append(keys, is.Key)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// randomTransition takes a random available transition; on beta an issue
+// sent to review (a status the sync does not map) goes on at once, so the
+// final state is always a mapped status.
+func randomTransition(t *testing.T, rng *rand.Rand, c *jira.Client, key string) {
+	t.Helper()
+	ctx := context.Background()
+	for hop := 0; hop < 3; hop++ {
+		trs, err := c.Transitions(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(trs) == 0 {
+			return
+		}
+		tr := trs[rng.IntN(len(trs))]
+		if err := c.DoTransition(ctx, key, tr.ID, nil, nil); err != nil {
+			t.Fatalf("transition %s: %v", key, err)
+		}
+		if tr.To.Name != "In Review" {
+			return
+		}
+	}
+}
+
+func pick[T any](rng *rand.Rand, xs ...T) T { return xs[rng.IntN(len(xs))] }
+
+func subset(rng *rand.Rand, xs ...string) []string {
+	var out []string
+	for _, x := range xs {
+		if rng.IntN(2) == 0 {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// randomFields returns n random field values in the site's own names;
+// about one in six clears the field.
+func randomFields(rng *rand.Rand, s *enginetest.Site, n int) map[string]any {
+	user := func() any {
+		if rng.IntN(4) == 0 {
+			return nil
+		}
+		return map[string]string{"name": pick(rng, s.People...)}
+	}
+	date := func() any {
+		if rng.IntN(5) == 0 {
+			return nil
+		}
+		return time.Date(2026, time.Month(1+rng.IntN(12)), 1+rng.IntN(28), 0, 0, 0, 0, time.UTC).Format("2006-01-02")
+	}
+	dateTime := func() any {
+		if rng.IntN(5) == 0 {
+			return nil
+		}
+		tz := time.FixedZone("", pick(rng, 0, 2, -5)*3600)
+		return time.Date(2026, time.Month(1+rng.IntN(12)), 1+rng.IntN(28), rng.IntN(24), rng.IntN(60), 0, 0, tz).Format(jira.TimeLayout)
+	}
+	options := func(vals ...string) any {
+		sub := subset(rng, vals...)
+		out := []map[string]string{}
+		for _, v := range sub {
+			out = append(out, map[string]string{"value": v})
+		}
+		return out
+	}
+	option := func(vals ...string) any {
+		if rng.IntN(5) == 0 {
+			return nil
+		}
+		return map[string]string{"value": pick(rng, vals...)}
+	}
+	number := func() any {
+		if rng.IntN(5) == 0 {
+			return nil
+		}
+		return float64(rng.IntN(40)) / 2
+	}
+	text := func(prefix string) any {
+		if rng.IntN(6) == 0 {
+			return nil
+		}
+		return fmt.Sprintf("%s %d", prefix, rng.IntN(1000))
+	}
+	gens := map[string]func() any{
+		"summary":     func() any { return fmt.Sprintf("summary %d", rng.IntN(1000)) },
+		"description": func() any { return text("description") },
+		"priority":    func() any { return map[string]string{"name": pick(rng, "Highest", "High", "Medium", "Low", "Lowest")} },
+		"labels":      func() any { return subset(rng, "red", "green", "blue") },
+		"duedate":     date,
+		"assignee":    user,
+	}
+	if s.Name == "alpha" {
+		gens[s.Field["Customer Ref"]] = func() any { return text("ref") }
+		gens[s.Field["Effort"]] = number
+		gens[s.Field["Severity"]] = func() any { return option("S1", "S2", "S3") }
+		gens[s.Field["Platforms"]] = func() any { return options("Linux", "Windows", "macOS") }
+		gens[s.Field["Target Date"]] = date
+		gens[s.Field["Go Live"]] = dateTime
+		gens[s.Field["Reviewer"]] = user
+	} else {
+		gens[s.Field["Partner Reference"]] = func() any { return text("ref") }
+		gens[s.Field["Estimate"]] = number
+		gens[s.Field["Impact"]] = func() any { return option("Critical", "Major", "Minor") }
+		gens[s.Field["Operating Systems"]] = func() any { return options("GNU/Linux", "Win", "Mac") }
+		gens[s.Field["Due By"]] = date
+		gens[s.Field["Launch"]] = dateTime
+		gens[s.Field["Checker"]] = user
+	}
+	names := make([]string, 0, len(gens))
+	for k := range gens {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := map[string]any{}
+	for i := 0; i < n; i++ {
+		k := names[rng.IntN(len(names))]
+		out[k] = gens[k]()
+	}
+	return out
+}
