@@ -383,9 +383,9 @@ func (e *Evaluator) deliver(ctx context.Context, now time.Time) {
 			q.lastErr = err.Error()
 			a := Alert{
 				Name: AlertNotifyFailing, Key: n.Name(), Severity: SeverityCritical, Reason: n.Name(),
-				Summary: fmt.Sprintf("alerts cannot be delivered by %s; %d are kept and will be sent when it works again", n.Name(), len(q.events)),
-				Error:   err.Error(),
-				Action:  "Check the " + n.Name() + " settings (JIRABRIDGE_OPS_ALERT_TO and the SMTP settings, or JIRABRIDGE_OPS_WEBHOOK_URL) and that the server is reachable.",
+				Summary:  fmt.Sprintf("alerts cannot be delivered by %s; %d are kept and will be sent when it works again", n.Name(), len(q.events)),
+				Error:    err.Error(),
+				Action:   "Check the " + n.Name() + " settings (JIRABRIDGE_OPS_ALERT_TO and the SMTP settings, or JIRABRIDGE_OPS_WEBHOOK_URL) and that the server is reachable.",
 				Commands: []string{"jirabridge status", "jirabridge check"},
 			}
 			if old, ok := e.external[a.Fingerprint()]; ok {
