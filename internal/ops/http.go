@@ -333,8 +333,12 @@ func (h *handler) action(w http.ResponseWriter, r *http.Request) {
 		redirect(w, r, "", msg)
 		return
 	}
-	h.log.Info("status page action", "action", r.PathValue("action"), "message_id", id, "state", string(f.State))
-	msg := fmt.Sprintf("message %d: %s", id, f.State)
+	h.log.Info("status page action", "action", r.PathValue("action"), "message_id", id, "issue", f.IssueKey)
+	done := "retry asked; the change is applied at the next replay round"
+	if r.PathValue("action") == "skip" {
+		done = "skipped; later changes of the issue go on"
+	}
+	msg := fmt.Sprintf("message %d (%s %s): %s", id, f.IssueKey, f.Kind, done)
 	if api {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, msg)
