@@ -534,7 +534,7 @@ func parkedAlert(s store.Sync, f store.Failure) Alert {
 	if issue == "" {
 		issue = "an issue"
 	}
-	a.Summary = fmt.Sprintf("a %s change of %s could not be applied and is parked; later changes of that issue wait behind it", kindOrChange(f.Kind), issue)
+	a.Summary = fmt.Sprintf("the %s change of %s could not be applied and is parked; later changes of that issue wait behind it", kindOrChange(f.Kind), issue)
 	a.Action = actionFor(f)
 	if f.State == store.FailureRetrying {
 		a.Summary += " (a retry was asked)"
