@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/jirabridge/jirabridge/internal/metrics"
 	"github.com/jirabridge/jirabridge/internal/replay"
 	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/templates"
@@ -77,8 +78,11 @@ type HandlerOptions struct {
 	CheckTimeout time.Duration
 	// Evaluator shows the active alerts on the status page; optional.
 	Evaluator *Evaluator
-	// Actions do Retry and Skip; default ReplayActions on Store.
+	// Actions do Retry and Skip; default MeteredActions over ReplayActions
+	// on Store.
 	Actions Actions
+	// Metrics counts the operator's retries and skips (default Actions).
+	Metrics *metrics.Metrics
 	// Token (JIRABRIDGE_STATUS_ACTION_TOKEN) must accompany every action;
 	// empty makes the page read-only.
 	Token string
@@ -122,7 +126,7 @@ func NewHandler(o HandlerOptions) (http.Handler, error) {
 		return nil, errors.New("ops handler: Store is required")
 	}
 	if o.Actions == nil {
-		o.Actions = ReplayActions{Store: o.Store}
+		o.Actions = MeteredActions{Actions: ReplayActions{Store: o.Store}, Metrics: o.Metrics}
 	}
 	if o.CheckTimeout <= 0 {
 		o.CheckTimeout = 5 * time.Second

@@ -10,12 +10,17 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/jirabridge/jirabridge/internal/errclass"
 	"github.com/jirabridge/jirabridge/internal/metrics"
+	"github.com/jirabridge/jirabridge/internal/replay"
 	"github.com/jirabridge/jirabridge/internal/store"
+	"github.com/jirabridge/jirabridge/internal/wire"
 )
 
 const testToken = "status-token-0123456789"
@@ -82,27 +87,81 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 }
 
-func TestMetricsEndpoint(t *testing.T) {
+// TestMetricsAfterRun scrapes /metrics after a run of the replay (metered)
+// with an applied change, a parked one retried from the HTTP API after the
+// fix, and a temporary failure, and checks the counters match.
+func TestMetricsAfterRun(t *testing.T) {
 	t.Parallel()
-	s := newSite(t, "")
-	parkChange(t, s.st, s.c, &fakeJira{})
-	s.m.Inc(metrics.Parked, "jira_400")
-	if _, err := s.ev.Evaluate(context.Background()); err != nil {
+	ctx := context.Background()
+	c := newClock()
+	st := openStore(t, c)
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	ev, _ := NewEvaluator(Options{Store: st, Now: c.Now, Metrics: m})
+	h, err := NewHandler(HandlerOptions{Store: st, Gatherer: reg, Evaluator: ev, Token: testToken, Metrics: m, Now: c.Now})
+	if err != nil {
 		t.Fatal(err)
 	}
-	code, body := get(t, s.srv.Client(), s.srv.URL+"/metrics")
-	if code != 200 {
-		t.Fatalf("metrics = %d", code)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	jira := &scriptedJira{errs: map[string][]error{
+		"b/2": {screenError},
+		"b/3": {errclass.New(errclass.Temporary, "jira_503", errors.New("jira 503"))},
+	}}
+	rp, err := replay.New(replay.Options{Store: st, SyncID: testSync, Applier: MeterApplier(jira, m), Workers: 1,
+		BackOff: func(int) time.Duration { return 0 }, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
 	}
+	for i, id := range []string{"b/1", "b/2", "b/3"} {
+		enqueue(t, st, wire.Change{ID: id, IssueID: strconv.Itoa(100 + i), IssueKey: "OPS-" + strconv.Itoa(i+1), Kind: "issue.update"})
+	}
+	if _, err := rp.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ev.Evaluate(ctx)
+	_, body := get(t, srv.Client(), srv.URL+"/metrics")
+	if !strings.Contains(body, `jirabridge_alerts_firing{alert="JirabridgeChangeParked"} 1`) {
+		t.Errorf("metrics lack the firing parked alert")
+	}
+	var f store.Failure
+	st.View(ctx, func(tx *store.Tx) error { f, err = tx.FailureByChange(testSync, "b/2"); return err })
+	if code, body := post(t, srv.Client(), srv.URL+"/messages/"+int64s(f.ID)+"/retry", nil, map[string]string{TokenHeader: testToken}); code != 200 {
+		t.Fatalf("retry = %d %s", code, body)
+	}
+	if _, err := rp.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ev.Evaluate(ctx)
+	_, body = get(t, srv.Client(), srv.URL+"/metrics")
 	for _, want := range []string{
-		`jirabridge_alerts_firing{alert="JirabridgeChangeParked"} 1`,
-		`jirabridge_alerts_firing{alert="JirabridgeSyncPaused"} 0`,
+		`jirabridge_changes_applied_total{kind="issue.update"} 3`,
 		`jirabridge_changes_parked_total{reason="jira_400"} 1`,
+		`jirabridge_changes_retried_total{reason="jira_503"} 1`,
+		`jirabridge_changes_retried_total{reason="operator"} 1`,
+		`jirabridge_alerts_firing{alert="JirabridgeChangeParked"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+}
+
+// scriptedJira fails each change id with its errors in turn, then applies.
+type scriptedJira struct {
+	mu   sync.Mutex
+	errs map[string][]error
+}
+
+func (s *scriptedJira) Apply(_ context.Context, c wire.Change) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q := s.errs[c.ID]; len(q) > 0 {
+		s.errs[c.ID] = q[1:]
+		return q[0]
+	}
+	return nil
 }
 
 func TestStatusPageShowsState(t *testing.T) {
