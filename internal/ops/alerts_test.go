@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/errclass"
 	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/internal/wire"
@@ -442,5 +443,37 @@ func TestPayloadShape(t *testing.T) {
 	}
 	if ps[1].Status != StatusResolved {
 		t.Errorf("second payload status = %s", ps[1].Status)
+	}
+}
+
+func TestFromConfig(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	st := openStore(t, c)
+	me := newMailEnv(t)
+	hk := newHook(t)
+	host, port := splitHostPort(t, me.srv.SMTPAddr())
+	cfg := config.Defaults()
+	cfg.SMTP.Host, cfg.SMTP.Port, cfg.SMTP.TLSMode = host, port, config.TLSMode(smtpsend.TLSPlain)
+	cfg.SMTP.From = "bridge-a@" + me.srv.Domain()
+	cfg.Ops.AlertTo = []string{me.to}
+	cfg.Ops.WebhookURL = config.NewSecret(hk.srv.URL)
+	ev, closer, err := FromConfig(cfg, st, nil, nil, "http://127.0.0.1:8080/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer()
+	ctx := context.Background()
+	st.Update(ctx, func(tx *store.Tx) error { return tx.SyncSetState(testSync, store.StatePaused, "authentication") })
+	if _, err := ev.Evaluate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if me.count() != 1 || len(hk.take()) != 1 {
+		t.Fatalf("mails %d, want 1 and one webhook alert", me.count())
+	}
+
+	cfg.SMTP.Host = ""
+	if _, _, err := FromConfig(cfg, st, nil, nil, ""); err == nil || !strings.Contains(err.Error(), "JIRABRIDGE_SMTP_HOST") {
+		t.Errorf("alert addresses without SMTP: %v", err)
 	}
 }
