@@ -5,7 +5,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,10 +12,11 @@ import (
 	"github.com/jirabridge/jirabridge/internal/store"
 )
 
-// TestBrowserRetry opens the status page of a running handler in headless
-// Chromium with a parked change (Jira refused a field not on its edit
-// screen), signs in with the action token, fixes the cause, clicks Retry,
-// lets the replay apply the change, and sees it gone from the parked list.
+// TestBrowserRetry opens the status page of a running bridge (two engine
+// nodes over two jirasims) in headless Chromium with a parked change (the
+// peer Jira refused a field not on its edit screen), signs in with the
+// action token, fixes the screen, clicks Retry, lets the bridge step, and
+// sees the change applied in the peer Jira and gone from the parked list.
 // A screenshot of each step is saved in the test's artifact directory
 // (go test -artifacts keeps it; the path is logged).
 func TestBrowserRetry(t *testing.T) {
@@ -24,18 +24,20 @@ func TestBrowserRetry(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	c := newClock()
-	st := openStore(t, c)
-	jira := &fakeJira{}
-	rp, id := parkChange(t, st, c, jira)
-	ev, err := NewEvaluator(Options{Store: st, Now: c.Now})
+	w := newBridges(t)
+	ref := w.createTask("shown on the status page")
+	w.settle()
+	f := w.parkOnScreen(ref)
+	id := f.ID
+	ev, err := NewEvaluator(Options{Store: w.stB, Now: w.clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ev.Evaluate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	h, err := NewHandler(HandlerOptions{Store: st, Evaluator: ev, Token: testToken, Now: c.Now})
+	h, err := NewHandler(HandlerOptions{Store: w.stB, Evaluator: ev, Token: testToken, Now: w.clk.Now,
+		JiraURLs: func(string) (string, string) { return w.beta.URL, w.alpha.URL }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +72,7 @@ func TestBrowserRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := text()
-	for _, want := range []string{"OPS-7", "not on the appropriate screen", "change parked", "Sign in to retry or skip"} {
+	for _, want := range []string{ref.Key, "cannot be set", "change parked", "Sign in to retry or skip"} {
 		if !strings.Contains(page, want) {
 			t.Fatalf("status page lacks %q:\n%s", want, page)
 		}
@@ -90,23 +92,19 @@ func TestBrowserRetry(t *testing.T) {
 	}
 	shot("1-parked.png")
 
-	jira.set(nil) // the operator added the field to the edit screen
+	w.fixScreen() // the operator adds the field to the edit screen
 	if err := b.clickAndWait(retryID); err != nil {
 		t.Fatal(err)
 	}
 	if page := text(); !strings.Contains(page, "retry asked") {
 		t.Fatalf("after Retry the page says:\n%s", page)
 	}
-	if got := failureState(t, st, id); got != store.FailureRetrying {
+	if got := failureState(t, w.stB, id); got != store.FailureRetrying {
 		t.Fatalf("failure %d is %s after Retry, want retrying", id, got)
 	}
-	// The daemon's next replay round applies the change.
-	res, err := rp.Round(ctx)
-	if err != nil || res.Applied != 1 {
-		t.Fatalf("replay round after Retry = %+v, %v; want the change applied", res, err)
-	}
-	if !slices.Contains(jira.Applied(), "node-b/42") {
-		t.Fatalf("Jira got %v, want node-b/42 applied", jira.Applied())
+	w.settle() // the running bridge's next steps
+	if got := w.betaPartnerRef(ref); got != w.personalData {
+		t.Fatalf("peer Jira has %q after the retry, want %q", got, w.personalData)
 	}
 	if _, err := ev.Evaluate(ctx); err != nil {
 		t.Fatal(err)
@@ -115,11 +113,15 @@ func TestBrowserRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	page = text()
-	none, _ := b.eval("document.getElementById('no-failures-" + testSync + "') !== null")
-	if strings.Contains(page, "OPS-7") || none != "true" {
+	none, _ := b.eval("document.getElementById('no-failures-" + e2eSync + "') !== null")
+	if strings.Contains(page, "cannot be set") || none != "true" {
 		t.Fatalf("after the retry the page still shows the parked change:\n%s", page)
 	}
-	if got := failureState(t, st, id); got != store.FailureResolved {
+	links, _ := b.eval("Array.from(document.querySelectorAll('#pairs-" + e2eSync + " a')).map(a => a.href).join(' ')")
+	if !strings.Contains(links, w.beta.URL+"/browse/") || !strings.Contains(links, w.alpha.URL+"/browse/"+ref.Key) {
+		t.Errorf("pair links = %q, want both Jiras", links)
+	}
+	if got := failureState(t, w.stB, id); got != store.FailureResolved {
 		t.Fatalf("failure %d is %s, want resolved", id, got)
 	}
 	shot("2-applied.png")
