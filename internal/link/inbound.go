@@ -18,8 +18,8 @@ import (
 
 // Reasons for quarantining beyond wire.Reason's.
 const (
-	ReasonForeign = "foreign"       // opened, but for another sync or from another node
-	ReasonBadSeq  = "bad_seq"       // a sequence number outside its kind's range
+	ReasonForeign = "foreign"        // opened, but for another sync or from another node
+	ReasonBadSeq  = "bad_seq"        // a sequence number outside its kind's range
 	ReasonKind    = "unhandled_kind" // config/handshake envelopes reach the link
 )
 
@@ -34,7 +34,7 @@ const kindPruned = "pruned"
 // delivers it again). Run and Step call it; callers with their own receive
 // loop may too.
 func (l *Link) HandleIncoming(ctx context.Context, in *transport.Incoming, ack transport.AckFunc) error {
-	env, err := wire.Open(in.Sealed, l.keys)
+	env, err := l.keys.open(in.Sealed, l.keys)
 	if errors.Is(err, wire.ErrKeyring) {
 		l.count(func(c *Counters) { c.KeyringRetries++ })
 		l.mu.Lock()
@@ -144,6 +144,7 @@ func (l *Link) storeChanges(ctx context.Context, in *transport.Incoming, ack tra
 			l.o.Metrics.Counter(metrics.GapsOpened, 1)
 		}
 		l.notePeerHighest(env.Seq, max(cur.HighestSeen, cur.Contiguous))
+		l.markDirty()
 	}
 	if err := ack(ctx, transport.Stored); err != nil {
 		l.log.Warn("ack of stored envelope failed", "id", in.ID, "seq", env.Seq, "error", err)
@@ -245,6 +246,7 @@ func (l *Link) handleControl(ctx context.Context, in *transport.Incoming, ack tr
 	case CtlPruned:
 		if len(inserted) > 0 {
 			l.count(func(c *Counters) { c.PrunedNotices++ })
+			l.markDirty()
 		}
 	case CtlAck, CtlHeartbeat:
 	default:
@@ -294,6 +296,13 @@ func (l *Link) acceptPruned(tx *store.Tx, ranges [][2]uint64) ([][2]uint64, erro
 // change that follows them is releasable too; then the attachment is
 // joined, verified and enqueued whole.
 func (l *Link) release(ctx context.Context) error {
+	l.mu.Lock()
+	dirty := l.releaseDirty
+	l.releaseDirty = false
+	l.mu.Unlock()
+	if !dirty {
+		return nil
+	}
 	for range 10000 {
 		var n int
 		var cnt Counters
@@ -304,6 +313,7 @@ func (l *Link) release(ctx context.Context) error {
 			return err
 		})
 		if err != nil {
+			l.markDirty()
 			return fmt.Errorf("link release: %w", err)
 		}
 		l.count(func(c *Counters) {
@@ -320,6 +330,13 @@ func (l *Link) release(ctx context.Context) error {
 	return nil
 }
 
+// markDirty makes the next step look for releasable envelopes.
+func (l *Link) markDirty() {
+	l.mu.Lock()
+	l.releaseDirty = true
+	l.mu.Unlock()
+}
+
 type assembly struct {
 	seqs  []uint64
 	parts [][]byte
@@ -332,7 +349,7 @@ func (l *Link) releaseRound(tx *store.Tx, cnt *Counters) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	keys := txKeyring{tx: tx, sync: l.o.SyncID}
+	keys := txKeyring{k: l.keys, tx: tx}
 	chunks := map[string]*assembly{}
 	marked := 0
 	for _, e := range entries {
@@ -354,7 +371,7 @@ func (l *Link) releaseRound(tx *store.Tx, cnt *Counters) (int, error) {
 			marked++
 			continue
 		}
-		env, err := wire.Open(e.Sealed, keys)
+		env, err := l.keys.open(e.Sealed, keys)
 		if err != nil {
 			// It opened when it was stored: only the keyring can fail now.
 			return 0, fmt.Errorf("reopen inbox envelope %d: %w", e.Seq, err)

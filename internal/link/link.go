@@ -206,6 +206,7 @@ type Link struct {
 	retry        []incoming // envelopes whose keyring lookup failed
 	lastPrune    time.Time
 	started      time.Time
+	releaseDirty bool // something was stored since the last release
 }
 
 type incoming struct {
@@ -248,7 +249,7 @@ func New(ctx context.Context, o Options) (*Link, error) {
 	return &Link{
 		o: o, st: o.Store, keys: NewKeyring(o.Store, o.SyncID), self: s.SelfNode, peer: s.PeerNode,
 		name: name, log: o.Logger, wake: make(chan struct{}, 1), sendBackOff: o.SendBackOff,
-		c: Counters{Quarantined: map[string]int64{}}, started: o.Now(),
+		c: Counters{Quarantined: map[string]int64{}}, started: o.Now(), releaseDirty: true,
 	}, nil
 }
 
