@@ -296,5 +296,3 @@ func checkReplay(t *testing.T, who string, got, want []wire.Change) {
 		t.Errorf("%s replay queue: %d changes out of their issue's order", who, bad)
 	}
 }
-
-func strconvItoa(v int) string { return strconv.Itoa(v) }

@@ -37,9 +37,7 @@ func (l *Link) HandleIncoming(ctx context.Context, in *transport.Incoming, ack t
 	env, err := l.keys.open(in.Sealed, l.keys)
 	if errors.Is(err, wire.ErrKeyring) {
 		l.count(func(c *Counters) { c.KeyringRetries++ })
-		l.mu.Lock()
-		l.retry = append(l.retry, incoming{in, ack})
-		l.mu.Unlock()
+		l.keep(in, ack)
 		l.log.Warn("keyring lookup failed, will retry", "id", in.ID, "error", err)
 		return nil
 	}
@@ -67,6 +65,14 @@ func (l *Link) HandleIncoming(ctx context.Context, in *transport.Incoming, ack t
 	}
 }
 
+// keep holds an envelope that could not be handled for a reason of ours
+// (keyring, store) to try again at the next Step, unacked.
+func (l *Link) keep(in *transport.Incoming, ack transport.AckFunc) {
+	l.mu.Lock()
+	l.retry = append(l.retry, incoming{in, ack})
+	l.mu.Unlock()
+}
+
 func (l *Link) retryKeyring(ctx context.Context) {
 	l.mu.Lock()
 	list := l.retry
@@ -88,8 +94,9 @@ func (l *Link) quarantine(ctx context.Context, in *transport.Incoming, ack trans
 		_, err := tx.QuarantineAdd(store.Quarantined{SyncID: claimed, TransportRef: in.ID, Reason: reason, Raw: in.Raw})
 		return err
 	}); err != nil {
-		// Not acked: the transport keeps the mail and delivers it again.
-		return fmt.Errorf("link quarantine %s: %w", in.ID, err)
+		// Not acked: kept to try again; the transport keeps the mail.
+		l.keep(in, ack)
+		return fmt.Errorf("link quarantine %s (kept to retry): %w", in.ID, err)
 	}
 	l.count(func(c *Counters) { c.Quarantined[reason]++ })
 	l.o.Metrics.Inc(metrics.Quarantined, reason)
@@ -128,7 +135,8 @@ func (l *Link) storeChanges(ctx context.Context, in *transport.Incoming, ack tra
 		return tx.LinkHeard(l.o.SyncID)
 	})
 	if err != nil {
-		return fmt.Errorf("link store envelope %d: %w", env.Seq, err)
+		l.keep(in, ack)
+		return fmt.Errorf("link store envelope %d (kept to retry): %w", env.Seq, err)
 	}
 	if dup {
 		l.count(func(c *Counters) { c.Duplicates++ })
@@ -228,7 +236,8 @@ func (l *Link) handleControl(ctx context.Context, in *transport.Incoming, ack tr
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("link handle %s control: %w", ctl.Type, err)
+		l.keep(in, ack)
+		return fmt.Errorf("link handle %s control (kept to retry): %w", ctl.Type, err)
 	}
 	if err := ack(ctx, transport.Stored); err != nil {
 		l.log.Warn("ack of control envelope failed", "id", in.ID, "error", err)

@@ -193,6 +193,7 @@ type Link struct {
 	log   *slog.Logger
 	wake  chan struct{}
 	stepM sync.Mutex // one Step at a time
+	sendM sync.Mutex // one Send at a time
 
 	mu           sync.Mutex
 	c            Counters
@@ -286,7 +287,7 @@ func (l *Link) step(ctx context.Context, poll bool) error {
 	}
 	l.retryKeyring(ctx)
 	for _, f := range []func(context.Context) error{l.release, l.batch, l.checkGaps, l.sendUnsent, l.sendAckOrHeartbeat, l.prune, l.gauges} {
-		if err := f(ctx); err != nil {
+		if err := f(ctx); err != nil && !errors.Is(err, errBackingOff) {
 			errs = append(errs, err)
 		}
 		if ctx.Err() != nil {

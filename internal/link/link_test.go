@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -495,8 +496,5 @@ func TestSendErrorsBackOff(t *testing.T) {
 	checkReplay(t, "b", b.replayed(), []wire.Change{a.change(1, 1)})
 }
 
-func u(v uint64) string { return itoa(int(v)) }
-func itoa(v int) string {
-	return strings.TrimSpace(strings.Replace(string(rune('0'+0)), "0", "", 1) + fmtInt(v))
-}
-func fmtInt(v int) string { return strconvItoa(v) }
+func u(v uint64) string { return strconv.FormatUint(v, 10) }
+func itoa(v int) string   { return strconv.Itoa(v) }

@@ -244,6 +244,18 @@ func (l *Link) sendUnsent(ctx context.Context) error {
 	return nil
 }
 
+// errBackingOff: a control was not sent because the sender is backing
+// off; the state that wanted it wants it again later.
+var errBackingOff = errors.New("sender backing off")
+
+// send serialises sends: the receive goroutine answers resend requests
+// while Step sends, and transports need not be safe for concurrent use.
+func (l *Link) send(ctx context.Context, o transport.Outgoing) error {
+	l.sendM.Lock()
+	defer l.sendM.Unlock()
+	return l.o.Sender.Send(ctx, o)
+}
+
 func (l *Link) waitUntil() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -254,7 +266,7 @@ func (l *Link) waitUntil() time.Time {
 // the result. A retryable error backs the sender off and is returned so
 // the round stops; a permanent one is recorded as a failure too.
 func (l *Link) sendEntry(ctx context.Context, e store.OutboxEntry) error {
-	err := l.o.Sender.Send(ctx, transport.Outgoing{Meta: l.meta(e.Seq, e.Kind), Sealed: e.Sealed})
+	err := l.send(ctx, transport.Outgoing{Meta: l.meta(e.Seq, e.Kind), Sealed: e.Sealed})
 	if err != nil {
 		l.sendFailed(ctx, err)
 		if uerr := l.st.Update(ctx, func(tx *store.Tx) error {
@@ -355,7 +367,7 @@ type Control struct {
 // it is lost, the state that caused it causes it again.
 func (l *Link) sendControl(ctx context.Context, typ string, ranges [][2]uint64) error {
 	if l.o.Now().Before(l.waitUntil()) {
-		return errclass.New(errclass.Temporary, "send_backoff", errors.New("link send control: sender backing off"))
+		return errBackingOff
 	}
 	var sealed []byte
 	var seq, ack uint64
@@ -396,7 +408,7 @@ func (l *Link) sendControl(ctx context.Context, typ string, ranges [][2]uint64) 
 	if err != nil {
 		return fmt.Errorf("link seal %s control: %w", typ, err)
 	}
-	if err := l.o.Sender.Send(ctx, transport.Outgoing{Meta: l.meta(seq, wire.KindControl), Sealed: sealed}); err != nil {
+	if err := l.send(ctx, transport.Outgoing{Meta: l.meta(seq, wire.KindControl), Sealed: sealed}); err != nil {
 		l.sendFailed(ctx, err)
 		return fmt.Errorf("link send %s control: %w", typ, err)
 	}
