@@ -497,4 +497,4 @@ func TestSendErrorsBackOff(t *testing.T) {
 }
 
 func u(v uint64) string { return strconv.FormatUint(v, 10) }
-func itoa(v int) string   { return strconv.Itoa(v) }
+func itoa(v int) string { return strconv.Itoa(v) }
