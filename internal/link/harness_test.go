@@ -43,7 +43,7 @@ func (c *clock) Advance(d time.Duration) {
 
 // node is one bridge's side: a store, keys and (when started) a link.
 type node struct {
-	t      *testing.T
+	t      testing.TB
 	name   string
 	path   string
 	clk    *clock
@@ -58,7 +58,7 @@ type node struct {
 	opts   Options          // template for the link's options
 }
 
-func openStore(t *testing.T, path string, clk *clock) *store.Store {
+func openStore(t testing.TB, path string, clk *clock) *store.Store {
 	t.Helper()
 	st, err := store.Open(context.Background(), path, &store.Options{Now: clk.Now, NoSync: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -68,7 +68,7 @@ func openStore(t *testing.T, path string, clk *clock) *store.Store {
 }
 
 // newPair builds two nodes with exchanged keys and mailboxes in between.
-func newPair(t *testing.T, clk *clock) (*node, *node) {
+func newPair(t testing.TB, clk *clock) (*node, *node) {
 	t.Helper()
 	dir := t.TempDir()
 	a := &node{t: t, name: "node-a", path: filepath.Join(dir, "a", store.FileName), clk: clk}
@@ -98,7 +98,7 @@ func newPair(t *testing.T, clk *clock) (*node, *node) {
 	return a, b
 }
 
-func (n *node) setupSync(t *testing.T) {
+func (n *node) setupSync(t testing.TB) {
 	t.Helper()
 	err := n.st.Update(context.Background(), func(tx *store.Tx) error {
 		if err := tx.SyncPut(store.Sync{ID: testSync, Name: "test sync", Role: store.RoleMaster, ProjectKey: "P",
