@@ -98,6 +98,9 @@ func TestStack500EnvelopesExactlyOnce(t *testing.T) {
 		t.Fatalf("after %d envelopes got seq %d, want the marker %d", n, in.Meta.Seq, n+1)
 	}
 	_ = ack(ctx, transport.Stored)
+	if err := r.Close(); err != nil { // moves what is still to move
+		t.Fatal(err)
+	}
 	c := h.login(t)
 	defer c.Logout()
 	if got := len(folderMails(t, c, h.recvOpts.ProcessedFolder)); got != n+1 {
@@ -261,6 +264,9 @@ func TestStackQuarantine(t *testing.T) {
 		default:
 			t.Fatalf("unexpected envelope seq %d", in.Meta.Seq)
 		}
+	}
+	if err := r.Close(); err != nil { // moves what is still to move
+		t.Fatal(err)
 	}
 	q := h.Quarantined(t)
 	if len(q) != 3 {
