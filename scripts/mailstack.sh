@@ -57,8 +57,18 @@ install_packages() {
 	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 	echo "postfix postfix/mailname string $DOMAIN" | debconf-set-selections
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >/dev/null
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# Keep the packages from starting system daemons with their /etc
+	# configs (a system Dovecot would listen on 143 and 993).
+	local rcd=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		rcd=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\nexit 101\n' >"$rcd"
+		chmod 0755 "$rcd"
+	fi
+	local rc=0
+	apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+	[ -n "$rcd" ] && rm -f "$rcd"
+	[ $rc -eq 0 ] || die "apt-get install ${missing[*]} failed (exit $rc)"
 }
 
 # port_used reports whether any TCP socket uses local port $1.

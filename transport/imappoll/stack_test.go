@@ -290,6 +290,8 @@ func TestStackIdleWithoutPoll(t *testing.T) {
 	st := mailstack.Require(t)
 	h := stackHarness(t, st, smtpsend.TLSPlain, imappoll.TLSImplicit)
 	h.recvOpts.PollInterval = 24 * time.Hour
+	idling := &idleWatch{ch: make(chan struct{}, 16)}
+	h.recvOpts.Debug = idling
 	s, r := newPair(t, h)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -301,6 +303,9 @@ func TestStackIdleWithoutPoll(t *testing.T) {
 	_, ack := receiveRetrying(ctx, t, r)
 	_ = ack(ctx, transport.Stored)
 
+	for len(idling.ch) > 0 { // an IDLE before the first envelope does not count
+		<-idling.ch
+	}
 	got := make(chan error, 1)
 	idleCtx, cancelIdle := context.WithTimeout(ctx, 3*time.Second)
 	defer cancelIdle()
@@ -311,6 +316,13 @@ func TestStackIdleWithoutPoll(t *testing.T) {
 		}
 		got <- err
 	}()
+	// Send only once the server confirmed the IDLE: the mail must come
+	// through IDLE, not through a search that happened to run after it.
+	select {
+	case <-idling.ch:
+	case <-idleCtx.Done():
+		t.Fatal("the receiver did not enter IDLE")
+	}
 	start := time.Now()
 	if err := s.Send(ctx, transporttest.Envelope(2, 100)); err != nil {
 		t.Fatal(err)
@@ -319,4 +331,23 @@ func TestStackIdleWithoutPoll(t *testing.T) {
 		t.Fatalf("IDLE did not deliver within 3 s (poll interval 24 h): %v", err)
 	}
 	t.Logf("send to receive through IDLE: %v", time.Since(start))
+}
+
+// idleWatch is an IMAP debug writer that signals each "+ idling"
+// continuation, the server's confirmation that IDLE runs.
+type idleWatch struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (w *idleWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if bytes.Contains(p, []byte("+ idling")) {
+		select {
+		case w.ch <- struct{}{}:
+		default:
+		}
+	}
+	return len(p), nil
 }
