@@ -108,7 +108,7 @@ func Start(opts Options) (*Server, error) {
 	}
 	s.imap = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return s.mem.NewSession(), nil, nil
+			return idleSession{s.mem.NewSession().(imapserver.SessionIMAP4rev2)}, nil, nil
 		},
 		Caps:         caps,
 		InsecureAuth: true,
@@ -260,6 +260,9 @@ func (s *Server) IMAPConnections() int {
 // Close stops both servers and closes every connection.
 func (s *Server) Close() error {
 	err := errors.Join(s.smtp.Close(), s.imap.Close())
+	// Serve may not have registered its listener yet when Close runs.
+	s.smtpLn.Close()
+	s.imapLn.Close()
 	s.DropIMAPConnections()
 	s.wg.Wait()
 	return err
@@ -410,4 +413,18 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// idleSession fixes a race in imapmemserver: an update queued between a
+// command and IDLE is only sent at the next update. Flushing the queue when
+// IDLE starts delivers it at once, as Dovecot does.
+type idleSession struct {
+	imapserver.SessionIMAP4rev2
+}
+
+func (s idleSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if err := s.Poll(w, true); err != nil {
+		return err
+	}
+	return s.SessionIMAP4rev2.Idle(w, stop)
 }
