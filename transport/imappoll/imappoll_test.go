@@ -136,11 +136,11 @@ func TestReceiveAckMovesAndQuarantines(t *testing.T) {
 			defer cancel()
 			// The unrelated mail comes first: it is quarantined before the
 			// first envelope is returned.
-			if err := s.Deliver("bridge-b", "", []byte(unrelated)); err != nil {
+			if err := s.Deliver("bridge-b", []byte(unrelated)); err != nil {
 				t.Fatal(err)
 			}
 			for seq := uint64(1); seq <= 3; seq++ {
-				if err := s.Deliver("bridge-b", "", envelopeMail(t, seq)); err != nil {
+				if err := s.Deliver("bridge-b", envelopeMail(t, seq)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -204,7 +204,7 @@ func TestIdleWakesWithoutPoll(t *testing.T) {
 	for s.IMAPConnections() == 0 && ctx.Err() == nil {
 		time.Sleep(time.Millisecond)
 	}
-	if err := s.Deliver("bridge-b", "", envelopeMail(t, 7)); err != nil {
+	if err := s.Deliver("bridge-b", envelopeMail(t, 7)); err != nil {
 		t.Fatal(err)
 	}
 	if seq, ok := <-got; !ok || seq != 7 {
@@ -237,7 +237,7 @@ func TestIdleRestartsOnTimer(t *testing.T) {
 	// Two IDLE restarts, then a mail.
 	ticks <- time.Now()
 	ticks <- time.Now()
-	if err := s.Deliver("bridge-b", "", envelopeMail(t, 1)); err != nil {
+	if err := s.Deliver("bridge-b", envelopeMail(t, 1)); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -263,7 +263,7 @@ func TestReconnectReadsNothingTwice(t *testing.T) {
 	defer cancel()
 	const n = 20
 	for seq := uint64(1); seq <= n; seq++ {
-		if err := s.Deliver("bridge-b", "", envelopeMail(t, seq)); err != nil {
+		if err := s.Deliver("bridge-b", envelopeMail(t, seq)); err != nil {
 			t.Fatal(err)
 		}
 	}

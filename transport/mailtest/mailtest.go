@@ -176,9 +176,13 @@ func (s *Server) AddUser(name, pass string) error {
 	return nil
 }
 
-// Deliver appends raw as a new mail to user's folder ("" is INBOX),
-// creating the folder when missing, as if it had arrived by SMTP.
-func (s *Server) Deliver(user, folder string, raw []byte) error {
+// Deliver appends raw as a new mail to user's INBOX, as if it had arrived
+// by SMTP.
+func (s *Server) Deliver(user string, raw []byte) error { return s.DeliverTo(user, "", raw) }
+
+// DeliverTo appends raw as a new mail to user's folder ("" is INBOX),
+// creating the folder when missing.
+func (s *Server) DeliverTo(user, folder string, raw []byte) error {
 	s.mu.Lock()
 	u := s.users[user]
 	s.mu.Unlock()
@@ -382,7 +386,7 @@ func (se *session) Data(r io.Reader) error {
 		}
 	}
 	for _, rc := range se.rcpt {
-		if err := s.Deliver(rc.user, rc.folder, raw); err != nil {
+		if err := s.DeliverTo(rc.user, rc.folder, raw); err != nil {
 			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: err.Error()}
 		}
 	}
