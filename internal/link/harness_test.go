@@ -163,6 +163,15 @@ func (n *node) change(issue, i int) wire.Change {
 	}
 }
 
+// burst makes n changes over the given number of issues.
+func (n *node) burst(count, issues int) []wire.Change {
+	out := make([]wire.Change, count)
+	for i := range out {
+		out[i] = n.change(i%issues, i)
+	}
+	return out
+}
+
 // queue writes changes to pending_changes as detection does.
 func (n *node) queue(changes ...wire.Change) {
 	n.t.Helper()
