@@ -72,6 +72,9 @@ type Change struct {
 	Attachment    *Attachment `json:"attachment,omitempty"`
 	Link          *Link       `json:"link,omitempty"`
 	Watcher       *User       `json:"watcher,omitempty"`
+	// Chunk is one piece of a large attachment (kind attachment.chunk),
+	// see Chunk.
+	Chunk *Chunk `json:"chunk,omitempty"`
 	// PeerIssueID and PeerIssueKey name the receiving side's issue, for
 	// IssuePair.
 	PeerIssueID  string `json:"peer_issue_id,omitempty"`

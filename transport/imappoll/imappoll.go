@@ -4,7 +4,9 @@
 //
 // A mail stays in the mailbox until the caller acks it: Stored moves it to
 // the processed folder (or deletes it, by option), Quarantine moves it to the
-// quarantine folder. Mail that transport.DecodeMail rejects is quarantined
+// quarantine folder. Moves are batched per fetched batch and done at the
+// latest before the receiver waits for new mail, and in Close; until then
+// the decision is kept in the State. Mail that transport.DecodeMail rejects is quarantined
 // here and reported through Options.OnQuarantine, never returned. UIDVALIDITY
 // and the UIDs handed out and acked are tracked, so a reconnect (a server
 // restart) neither returns a mail twice nor skips one.
@@ -99,6 +101,9 @@ type Options struct {
 	After func(d time.Duration) <-chan time.Time
 
 	Logger *slog.Logger
+	// Debug, when set, receives the raw IMAP dialogue, passwords included:
+	// for debugging only.
+	Debug io.Writer
 }
 
 // Cursor is the tracking state of one mailbox.
@@ -388,6 +393,7 @@ func (r *Receiver) connect(ctx context.Context) error {
 			},
 		},
 	}
+	copts.DebugWriter = r.opts.Debug
 	var c *imapclient.Client
 	switch r.opts.TLSMode {
 	case TLSImplicit:
@@ -472,8 +478,12 @@ func (r *Receiver) canIdle() bool {
 // next finishes acked mails, then returns the next decodable mail, or
 // wait=true when the mailbox holds nothing new.
 func (r *Receiver) next(ctx context.Context) (in *transport.Incoming, ack transport.AckFunc, wait bool, err error) {
-	if err := r.finishDone(ctx); err != nil {
-		return nil, nil, false, err
+	// Moves are batched: decided mails are moved once the fetched batch is
+	// used up (before the next search or fetch, and so before any wait).
+	if len(r.fetched) == 0 || len(r.cursor.Done) >= r.opts.FetchBatch {
+		if err := r.finishDone(ctx); err != nil {
+			return nil, nil, false, err
+		}
 	}
 	if len(r.fetched) == 0 && len(r.queue) == 0 {
 		data, err := r.client.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
@@ -550,8 +560,7 @@ func (r *Receiver) fetch(uids []uint32) error {
 	return nil
 }
 
-// ack records the caller's decision and applies it when the session is
-// free; otherwise the receiving goroutine applies it.
+// ack records the caller's decision; see decide.
 func (r *Receiver) ack(ctx context.Context, uidValidity, uid uint32, d transport.Disposition) error {
 	dest := r.opts.ProcessedFolder
 	if d.Quarantine {
@@ -568,17 +577,12 @@ func (r *Receiver) ack(ctx context.Context, uidValidity, uid uint32, d transport
 	if d.Quarantine {
 		r.log.Info("imap mail quarantined by the caller", "uid", uid, "reason", d.Reason)
 	}
-	if err := r.decide(ctx, uid, dest); err != nil {
-		if r.client != nil && !r.idling {
-			r.dropLocked()
-		}
-		return err
-	}
-	return nil
+	return r.decide(ctx, uid, dest)
 }
 
-// decide saves the disposition of uid and, when the session is free, moves
-// or deletes the mail at once.
+// decide saves the disposition of uid. The move or delete happens in the
+// receiving goroutine's next round (batched) or in Close; an idle session is
+// woken for it.
 func (r *Receiver) decide(ctx context.Context, uid uint32, dest string) error {
 	if r.cursor.Done == nil {
 		r.cursor.Done = map[uint32]string{}
@@ -587,11 +591,10 @@ func (r *Receiver) decide(ctx context.Context, uid uint32, dest string) error {
 	if err := r.opts.State.Save(ctx, r.key, r.cursor); err != nil {
 		return errclass.New(errclass.Temporary, "imap_state", fmt.Errorf("save imap tracking state: %w", err))
 	}
-	if r.client == nil || r.idling {
+	if r.idling {
 		r.wake()
-		return nil
 	}
-	return r.finishDone(ctx)
+	return nil
 }
 
 // finishDone moves or deletes every mail in cursor.Done.
@@ -709,14 +712,25 @@ func (r *Receiver) dropLocked() {
 	r.queue, r.fetched = nil, nil
 }
 
-// Close logs out. Acked mails not yet moved stay in the State and are moved
-// by the next Receiver with the same State.
+// Close moves the acked mails not yet moved and logs out. What it cannot
+// move stays in the State and is moved by the next Receiver with the same
+// State.
 func (r *Receiver) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
+	var err error
+	if r.client != nil && !r.idling && len(r.cursor.Done) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), r.opts.Timeout)
+		defer cancel()
+		stop := context.AfterFunc(ctx, func() { _ = r.conn.SetDeadline(time.Now()) })
+		defer stop()
+		if err = r.finishDone(ctx); err != nil {
+			err = fmt.Errorf("move acked mails before closing (they are moved by the next receiver with the same state): %w", err)
+		}
+	}
 	r.logout()
-	return nil
+	return err
 }
 
 // classify turns an IMAP error into the errclass vocabulary.

@@ -1,0 +1,165 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jirabridge/jirabridge/internal/store"
+	"github.com/jirabridge/jirabridge/internal/wire"
+	"github.com/jirabridge/jirabridge/transport"
+)
+
+// capture records what a link sends, then forwards it.
+type capture struct {
+	next transport.Sender
+	sent []transport.Outgoing
+}
+
+func (c *capture) Send(ctx context.Context, o transport.Outgoing) error {
+	c.sent = append(c.sent, transport.Outgoing{Meta: o.Meta, Sealed: append([]byte(nil), o.Sealed...)})
+	return c.next.Send(ctx, o)
+}
+func (c *capture) Close() error { return c.next.Close() }
+
+// A replayed or overtaken control envelope is dropped as stale and does
+// not count as hearing from the peer; a replayed changes envelope is a
+// duplicate.
+func TestReplayedEnvelopesDropped(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	a, b := newPair(t, clk)
+	capA := &capture{next: a.sender}
+	a.sender = capA
+	o := testOptions()
+	a.start(o)
+	b.start(o)
+	step(t, time.Second, a, b) // start-up heartbeats
+	a.queue(a.change(1, 1))
+	clk.Advance(o.Linger)
+	step(t, time.Second, a, b)
+	clk.Advance(o.HeartbeatInterval)
+	step(t, time.Second, a, b) // a second heartbeat from a
+	var ctl, data []transport.Outgoing
+	for _, s := range capA.sent {
+		if s.Kind == wire.KindControl {
+			ctl = append(ctl, s)
+		} else {
+			data = append(data, s)
+		}
+	}
+	if len(ctl) < 2 || len(data) != 1 {
+		t.Fatalf("a sent %d controls and %d changes envelopes, want >= 2 and 1", len(ctl), len(data))
+	}
+	if ctl[0].Seq <= ControlSeqBase || ctl[1].Seq <= ctl[0].Seq {
+		t.Fatalf("control numbers %d, %d: want above %d and increasing", ctl[0].Seq, ctl[1].Seq, ControlSeqBase)
+	}
+	clk.Advance(o.SilenceThreshold + time.Minute)
+	before := b.link.Counters()
+	a.out.Put(ctl[0].Meta, ctl[0].Sealed)
+	a.out.Put(data[0].Meta, data[0].Sealed)
+	step(t, time.Second, b)
+	c := b.link.Counters()
+	if c.StaleControls-before.StaleControls != 1 || c.Duplicates-before.Duplicates != 1 {
+		t.Errorf("stale controls +%d, duplicates +%d; want +1 and +1",
+			c.StaleControls-before.StaleControls, c.Duplicates-before.Duplicates)
+	}
+	if c.ChangesReleased != 1 {
+		t.Errorf("released %d changes, want 1", c.ChangesReleased)
+	}
+	if silent, _, _ := b.link.Silence(context.Background()); !silent {
+		t.Errorf("a replayed control made the silent peer look alive")
+	}
+}
+
+// The store-backed keyring knows only its sync and its peer, and picks up
+// new peer keys after a re-keying.
+func TestKeyring(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	a, b := newPair(t, clk)
+	a.start(testOptions())
+	kr := a.link.Keyring()
+	if _, ok, err := kr.Identity("other"); ok || err != nil {
+		t.Errorf("identity of another sync: ok=%v err=%v", ok, err)
+	}
+	if _, ok, err := kr.Identity(testSync); !ok || err != nil {
+		t.Errorf("identity of the sync: ok=%v err=%v", ok, err)
+	}
+	if k, ok, err := kr.SenderKey(testSync, b.name); !ok || err != nil || !k.Equal(b.keys.Public().Signing) {
+		t.Errorf("peer key: ok=%v err=%v", ok, err)
+	}
+	if _, ok, _ := kr.SenderKey(testSync, a.name); ok {
+		t.Errorf("our own node must not be a sender")
+	}
+	// b re-keys; a's store learns the new public keys (the handshake's
+	// job) while a's keyring still holds the old ones.
+	nk, _ := wire.GenerateNodeKeys()
+	b.keys = nk
+	b.setupSync(t)
+	a.setupSync(t)
+	b.start(testOptions())
+	b.queue(b.change(1, 1))
+	clk.Advance(time.Second)
+	step(t, time.Second, b, a)
+	if c := a.link.Counters(); c.ChangesReleased != 1 || len(c.Quarantined) != 0 {
+		t.Errorf("after re-keying: released %d, quarantined %v", c.ChangesReleased, c.Quarantined)
+	}
+}
+
+// Run drives the link in real time with the blocking Receive; the test
+// waits on a condition with a deadline, not a fixed sleep.
+func TestRun(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	a, b := newPair(t, clk)
+	o := testOptions()
+	o.Linger, o.AckDelay, o.Tick = 10*time.Millisecond, 10*time.Millisecond, 5*time.Millisecond
+	for _, n := range []*node{a, b} {
+		n.start(o)
+		n.link.o.Now = time.Now
+		n.link.o.Receiver = &blockingOnly{n.link.o.Receiver}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	for _, n := range []*node{a, b} {
+		go func() { done <- n.link.Run(ctx) }()
+	}
+	want := []wire.Change{a.change(1, 1), a.change(1, 2), a.change(2, 3)}
+	a.queue(want...)
+	a.link.Wake()
+	heard := func() bool {
+		var ls store.LinkState
+		_ = a.st.View(context.Background(), func(tx *store.Tx) error {
+			var err error
+			ls, err = tx.LinkGet(testSync)
+			return err
+		})
+		return !ls.LastHeardAt.IsZero() && ls.PeerAcked == 1
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	for (len(b.replayed()) < len(want) || !heard()) && time.Now().Before(deadline) {
+		<-tick.C
+	}
+	tick.Stop()
+	cancel()
+	for range 2 {
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run returned %v, want context.Canceled", err)
+		}
+	}
+	checkReplay(t, "b", b.replayed(), want)
+	if !heard() {
+		t.Errorf("a never heard from b, or b's ack never arrived")
+	}
+}
+
+// blockingOnly hides Poll, so the link reads as it does from IMAP.
+type blockingOnly struct{ r transport.Receiver }
+
+func (b *blockingOnly) Receive(ctx context.Context) (*transport.Incoming, transport.AckFunc, error) {
+	return b.r.Receive(ctx)
+}
+func (b *blockingOnly) Close() error { return b.r.Close() }
