@@ -464,10 +464,11 @@ func (e *Evaluator) conditions(ctx context.Context, now time.Time) (map[string]A
 				}
 				add(Alert{
 					Name: AlertGapOpen, SyncID: s.ID, SyncName: s.Name, Severity: SeverityWarning,
-					Key:     fmt.Sprintf("%s:%d", sender, g.From),
-					Reason:  "gap",
-					Count:   int(g.To - g.From + 1),
-					Summary: fmt.Sprintf("envelopes %d to %d from the peer are still missing after a resend was asked", g.From, g.To),
+					Key:    fmt.Sprintf("%s:%d", sender, g.From),
+					Reason: "gap",
+					Count:  int(g.To - g.From + 1),
+					Summary: fmt.Sprintf("envelopes %d to %d from the peer are still missing %s after the gap opened; the resend the link asks for has not repaired it",
+						g.From, g.To, now.Sub(g.FirstSeen).Round(time.Second)),
 					Action: "Check the peer's outbox and mail path (`jirabridge status` on both sides). If the peer answered that " +
 						"the envelopes were pruned, a failure record asks for `jirabridge resync` of the affected issues.",
 					Commands: []string{"jirabridge status", "jirabridge messages list"},
