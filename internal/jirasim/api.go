@@ -2,7 +2,6 @@ package jirasim
 
 import (
 	"fmt"
-	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -66,8 +65,7 @@ var projectKeyRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,9}$`)
 
 // CreateUser adds a user, as POST /rest/api/2/user does.
 func (s *Server) CreateUser(u UserSpec) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockForChange()()
 	return asGoError(s.createUser(u))
 }
 
@@ -101,8 +99,7 @@ func (s *Server) createUser(in UserSpec) error {
 
 // CreateToken creates a personal access token for a user and returns it.
 func (s *Server) CreateToken(userName string) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockForChange()()
 	if s.lookupUser(userName) == nil {
 		return "", fmt.Errorf("create token: no user %q", userName)
 	}
@@ -110,11 +107,33 @@ func (s *Server) CreateToken(userName string) (string, error) {
 	return raw, nil
 }
 
+// SetPassword changes a user's password (and clears failed logins), as an
+// administrator would after a credentials change.
+func (s *Server) SetPassword(userName, password string) error {
+	defer s.lockForChange()()
+	u := s.lookupUser(userName)
+	if u == nil {
+		return fmt.Errorf("set password: no user %q", userName)
+	}
+	u.Password, u.Failures, u.Captcha = password, 0, false
+	return nil
+}
+
+// SetActive activates or deactivates a user; inactive users cannot log in.
+func (s *Server) SetActive(userName string, active bool) error {
+	defer s.lockForChange()()
+	u := s.lookupUser(userName)
+	if u == nil {
+		return fmt.Errorf("set active: no user %q", userName)
+	}
+	u.Active = active
+	return nil
+}
+
 // ResetCaptcha clears a user's failed-login count and CAPTCHA requirement,
 // as an administrator does in Jira's user management.
 func (s *Server) ResetCaptcha(userName string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockForChange()()
 	u := s.lookupUser(userName)
 	if u == nil {
 		return fmt.Errorf("reset captcha: no user %q", userName)
@@ -126,8 +145,7 @@ func (s *Server) ResetCaptcha(userName string) error {
 // CreateProject adds a project with Jira's default permission scheme and
 // the default (or named) workflow.
 func (s *Server) CreateProject(p ProjectSpec) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockForChange()()
 	_, err := s.createProject(p)
 	return asGoError(err)
 }
@@ -180,7 +198,15 @@ func (s *Server) createProject(in ProjectSpec) (*project, error) {
 			return nil, errMsg(400, "No project role named '"+role+"'.")
 		}
 		for _, m := range members {
-			p.Roles[role] = append(p.Roles[role], memberRef(m))
+			ref := memberRef(m)
+			if name, isUser := strings.CutPrefix(ref, "user:"); isUser {
+				u := s.lookupUser(name)
+				if u == nil {
+					return nil, errMsg(400, "We can't find '"+name+"' in any accessible user directory.")
+				}
+				ref = "user:" + u.Name
+			}
+			p.Roles[role] = append(p.Roles[role], ref)
 		}
 	}
 	s.st.Projects[p.Key] = p
@@ -196,8 +222,7 @@ func memberRef(m string) string {
 
 // AddRoleMember puts a user ("alice") or a group ("group:devs") into a project role.
 func (s *Server) AddRoleMember(projectKey, role, member string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockForChange()()
 	p := s.st.Projects[projectKey]
 	if p == nil {
 		return fmt.Errorf("add role member: no project %q", projectKey)
@@ -206,6 +231,13 @@ func (s *Server) AddRoleMember(projectKey, role, member string) error {
 		return fmt.Errorf("add role member: no role %q (Users, Developers, Administrators)", role)
 	}
 	ref := memberRef(member)
+	if name, isUser := strings.CutPrefix(ref, "user:"); isUser {
+		u := s.lookupUser(name)
+		if u == nil {
+			return fmt.Errorf("add role member: no user %q", name)
+		}
+		ref = "user:" + u.Name
+	}
 	if !slices.Contains(p.Roles[role], ref) {
 		p.Roles[role] = append(p.Roles[role], ref)
 	}
@@ -216,8 +248,7 @@ func (s *Server) AddRoleMember(projectKey, role, member string) error {
 // scheme. Holders: "loggedin", "role:Developers", "group:name", "user:name",
 // "reporter", "assignee"; none revokes the permission from everyone.
 func (s *Server) SetPermission(projectKey, perm string, holders ...string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockForChange()()
 	p := s.st.Projects[projectKey]
 	if p == nil {
 		return fmt.Errorf("set permission: no project %q", projectKey)
@@ -234,8 +265,7 @@ func (s *Server) SetPermission(projectKey, perm string, holders ...string) error
 // with no ids every field is on the screens again. summary, issuetype,
 // project and parent always stay settable on create.
 func (s *Server) SetScreen(projectKey string, fieldIDs ...string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockForChange()()
 	p := s.st.Projects[projectKey]
 	if p == nil {
 		return fmt.Errorf("set screen: no project %q", projectKey)
@@ -246,8 +276,7 @@ func (s *Server) SetScreen(projectKey string, fieldIDs ...string) error {
 
 // CreateField adds a custom field and returns its id ("customfield_10000").
 func (s *Server) CreateField(f FieldSpec) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockForChange()()
 	cf, err := s.createField(f)
 	if err != nil {
 		return "", asGoError(err)
@@ -273,8 +302,7 @@ func (s *Server) createField(in FieldSpec) (*field, error) {
 
 // AddWorkflow adds (or replaces) a workflow that projects can use.
 func (s *Server) AddWorkflow(w Workflow) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockForChange()()
 	return s.addWorkflow(w)
 }
 
@@ -327,8 +355,7 @@ func (s *Server) addWorkflow(w Workflow) error {
 
 // SetProjectWorkflow switches a project to a workflow added with AddWorkflow.
 func (s *Server) SetProjectWorkflow(projectKey, workflowName string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockForChange()()
 	p := s.st.Projects[projectKey]
 	if p == nil {
 		return fmt.Errorf("set workflow: no project %q", projectKey)
@@ -365,8 +392,6 @@ func (s *Server) projectByID(id string) *project {
 	return nil
 }
 
-var _ = http.StatusOK
-
 // Seed preloads a Server: users, custom fields, workflows and projects, in
 // that order. cmd/jirasim reads it from -seed (YAML or JSON).
 type Seed struct {
@@ -379,8 +404,7 @@ type Seed struct {
 // ApplySeed creates everything in the seed, skipping users and projects
 // that already exist (so a seed can be applied on top of a -state file).
 func (s *Server) ApplySeed(sd Seed) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockForChange()()
 	for _, u := range sd.Users {
 		if s.lookupUser(u.Name) != nil {
 			continue

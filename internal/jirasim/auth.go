@@ -3,6 +3,7 @@ package jirasim
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -40,7 +41,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*user, *a
 	if u.Captcha {
 		w.Header().Set("X-Seraph-LoginReason", "AUTHENTICATION_DENIED")
 		w.Header().Set("X-Authentication-Denied-Reason", "CAPTCHA_CHALLENGE; login-url="+baseURL(r)+"/login.jsp")
-		return nil, &apiError{status: http.StatusForbidden, plain: "Basic Authentication Failure - Reason : AUTHENTICATION_DENIED"}
+		return nil, &apiError{status: http.StatusForbidden, html: true, plain: seraphPage("403 - Forbidden", "AUTHENTICATION_DENIED")}
 	}
 	if pass != u.Password {
 		u.Failures++
@@ -58,7 +59,15 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*user, *a
 func authFailed(w http.ResponseWriter) *apiError {
 	w.Header().Set("X-Seraph-LoginReason", "AUTHENTICATED_FAILED")
 	w.Header().Set("WWW-Authenticate", `Basic realm="protected-area"`)
-	return &apiError{status: http.StatusUnauthorized, plain: "Basic Authentication Failure - Reason : AUTHENTICATED_FAILED"}
+	return &apiError{status: http.StatusUnauthorized, html: true, plain: seraphPage("401 - Unauthorized", "AUTHENTICATED_FAILED")}
+}
+
+// seraphPage is the HTML error page Jira's login filter answers REST calls
+// with when basic authentication fails.
+func seraphPage(title, reason string) string {
+	return "<html><head><title>" + title + "</title></head><body><h1>" + title + "</h1>" +
+		"<p>Encountered a \"" + title + "\" error while loading this page.</p>" +
+		"<p>Basic Authentication Failure - Reason : " + reason + "</p></body></html>"
 }
 
 func (u *user) isSysadmin() bool {
@@ -251,6 +260,51 @@ func (s *Server) routesAuth() {
 		writeJSON(c.w, 201, s.userBean(c.base, s.lookupUser(in.Name)))
 		return nil
 	})
+	s.route("PUT /rest/api/2/user/password", false, func(c *reqCtx) error {
+		name := c.r.URL.Query().Get("username")
+		u := s.lookupUser(name)
+		if u == nil {
+			return errMsg(404, "The user named '"+name+"' does not exist")
+		}
+		var in struct {
+			Password        string `json:"password"`
+			CurrentPassword string `json:"currentPassword"`
+		}
+		if err := decode(c.r, &in); err != nil {
+			return err
+		}
+		if !c.user.isSysadmin() && (u != c.user || in.CurrentPassword != u.Password) {
+			return errMsg(403, "You do not have the permission to change this user's password.")
+		}
+		if in.Password == "" {
+			return errField(400, "password", "You must specify a password.")
+		}
+		u.Password, u.Failures, u.Captcha = in.Password, 0, false
+		c.dirty = true
+		c.w.WriteHeader(204)
+		return nil
+	})
+	s.route("GET /rest/pat/latest/tokens", false, func(c *reqCtx) error {
+		out := []any{}
+		for _, raw := range sortedKeys(s.st.Tokens) {
+			if t := s.st.Tokens[raw]; t.User == c.user.Name {
+				out = append(out, map[string]any{"id": t.ID, "name": t.Name, "createdAt": fmtTime(t.Created), "expiringAt": fmtTimeOrNil(t.Expires)})
+			}
+		}
+		writeJSON(c.w, 200, out)
+		return nil
+	})
+	s.route("DELETE /rest/pat/latest/tokens/{id}", false, func(c *reqCtx) error {
+		for raw, t := range s.st.Tokens {
+			if idStr(t.ID) == c.r.PathValue("id") && (t.User == c.user.Name || c.user.isSysadmin()) {
+				delete(s.st.Tokens, raw)
+				c.dirty = true
+				c.w.WriteHeader(204)
+				return nil
+			}
+		}
+		return errMsg(404, "Token with id "+c.r.PathValue("id")+" not found.")
+	})
 	s.route("POST /rest/pat/latest/tokens", false, func(c *reqCtx) error {
 		var in struct {
 			Name               string `json:"name"`
@@ -328,4 +382,109 @@ func (s *Server) newToken(userName, name string, days int) (string, *token) {
 	}
 	s.st.Tokens[raw] = t
 	return raw, t
+}
+
+func (s *Server) groupExists(g string) bool {
+	if g == "jira-administrators" || g == "jira-software-users" || slices.Contains(s.st.Groups, g) {
+		return true
+	}
+	for _, u := range s.st.Users {
+		if u.inGroup(g) {
+			return true
+		}
+	}
+	return false
+}
+
+// AddToGroup puts a user into a group, creating the group if needed.
+func (s *Server) AddToGroup(userName, group string) error {
+	defer s.lockForChange()()
+	u := s.lookupUser(userName)
+	if u == nil {
+		return fmt.Errorf("add to group: no user %q", userName)
+	}
+	if !s.groupExists(group) {
+		s.st.Groups = append(s.st.Groups, group)
+	}
+	if !u.inGroup(group) {
+		u.Groups = append(u.Groups, group)
+	}
+	return nil
+}
+
+func (s *Server) routesGroups() {
+	s.route("POST /rest/api/2/group", false, func(c *reqCtx) error {
+		if !c.user.isSysadmin() {
+			return errMsg(403, "You do not have permission to create groups.")
+		}
+		var in struct{ Name string }
+		if err := decode(c.r, &in); err != nil {
+			return err
+		}
+		if in.Name == "" {
+			return errField(400, "name", "You must specify a group name.")
+		}
+		if s.groupExists(in.Name) {
+			return errMsg(400, "A group or user with this name already exists.")
+		}
+		s.st.Groups = append(s.st.Groups, in.Name)
+		c.dirty = true
+		writeJSON(c.w, 201, map[string]any{"name": in.Name, "self": c.base + "/rest/api/2/group?groupname=" + in.Name,
+			"users": map[string]any{"size": 0, "items": []any{}, "max-results": 50, "start-index": 0, "end-index": 0}})
+		return nil
+	})
+	s.route("POST /rest/api/2/group/user", false, func(c *reqCtx) error {
+		if !c.user.isSysadmin() {
+			return errMsg(403, "You do not have permission to edit groups.")
+		}
+		g := c.r.URL.Query().Get("groupname")
+		if !s.groupExists(g) {
+			return errMsg(404, "Specified group does not exist.")
+		}
+		var in struct{ Name string }
+		if err := decode(c.r, &in); err != nil {
+			return err
+		}
+		u := s.lookupUser(in.Name)
+		if u == nil {
+			return errMsg(404, "The user named '"+in.Name+"' does not exist")
+		}
+		if u.inGroup(g) {
+			return errMsg(400, "Cannot add user. '"+u.Name+"' is already a member of '"+g+"'")
+		}
+		u.Groups = append(u.Groups, g)
+		c.dirty = true
+		writeJSON(c.w, 201, map[string]any{"name": g, "self": c.base + "/rest/api/2/group?groupname=" + g})
+		return nil
+	})
+	s.route("DELETE /rest/api/2/group/user", false, func(c *reqCtx) error {
+		if !c.user.isSysadmin() {
+			return errMsg(403, "You do not have permission to edit groups.")
+		}
+		g := c.r.URL.Query().Get("groupname")
+		u := s.lookupUser(c.r.URL.Query().Get("username"))
+		if u == nil || !u.inGroup(g) {
+			return errMsg(404, "The user is not a member of the group.")
+		}
+		u.Groups = slices.DeleteFunc(u.Groups, func(x string) bool { return x == g })
+		c.dirty = true
+		c.w.WriteHeader(200)
+		return nil
+	})
+	s.route("GET /rest/api/2/group/member", false, func(c *reqCtx) error {
+		g := c.r.URL.Query().Get("groupname")
+		if !s.groupExists(g) {
+			return errMsg(404, "Specified group does not exist.")
+		}
+		var members []any
+		for _, name := range sortedKeys(s.st.Users) {
+			if u := s.st.Users[name]; u.inGroup(g) {
+				members = append(members, s.userBean(c.base, u))
+			}
+		}
+		start, max := pageParams(c.r, 50, 50)
+		writeJSON(c.w, 200, map[string]any{"self": c.base + c.r.URL.RequestURI(), "maxResults": max, "startAt": start,
+			"total": len(members), "isLast": start+max >= len(members), "values": page(members, start, max)})
+		return nil
+	})
 }

@@ -1,6 +1,9 @@
 package jirasim_test
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -26,6 +29,18 @@ func TestAuthAndCaptcha(t *testing.T) {
 		t.Errorf("serverInfo %d %s", status, b)
 	}
 
+	req, _ := http.NewRequest("GET", e.hs.URL+"/rest/api/2/myself", nil)
+	req.SetBasicAuth("ghost", "x")
+	resp0, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp0.Body)
+	resp0.Body.Close()
+	if resp0.StatusCode != 401 || !strings.Contains(string(body), "Basic Authentication Failure - Reason : AUTHENTICATED_FAILED") ||
+		!strings.HasPrefix(resp0.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("unknown user: %d %s %q", resp0.StatusCode, resp0.Header.Get("Content-Type"), body)
+	}
 	bad := e.client("bob", "wrong")
 	for i := 0; i < 2; i++ {
 		_, resp, err := bad.User.GetSelf()
@@ -60,6 +75,20 @@ func TestAuthAndCaptcha(t *testing.T) {
 	if _, _, err := good.User.GetSelf(); err != nil {
 		t.Errorf("after Go reset: %v", err)
 	}
+	// A password change (the credentials change the bridge waits for).
+	if status, _, b := e.do("PUT", "/rest/api/2/user/password?username=bob", "admin", map[string]string{"password": "new"}); status != 204 {
+		t.Fatalf("change password: %d %s", status, b)
+	}
+	if _, _, err := good.User.GetSelf(); err == nil {
+		t.Error("old password still works")
+	}
+	if _, _, err := e.client("bob", "new").User.GetSelf(); err != nil {
+		t.Errorf("new password: %v", err)
+	}
+	_ = e.srv.SetActive("bob", false)
+	if _, _, err := e.client("bob", "new").User.GetSelf(); err == nil {
+		t.Error("inactive user logged in")
+	}
 }
 
 func TestBearerTokens(t *testing.T) {
@@ -88,6 +117,21 @@ func TestBearerTokens(t *testing.T) {
 		t.Fatalf("PAT myself: %v %v", resp.StatusCode, err)
 	}
 	resp.Body.Close()
+	// Revoke it.
+	_, _, b = e.do("GET", "/rest/pat/latest/tokens", "bob", nil)
+	var list []map[string]any
+	_ = json.Unmarshal(b, &list)
+	if len(list) != 1 {
+		t.Fatalf("tokens = %s", b)
+	}
+	if status, _, _ := e.do("DELETE", fmt.Sprintf("/rest/pat/latest/tokens/%v", list[0]["id"]), "bob", nil); status != 204 {
+		t.Errorf("revoke = %d", status)
+	}
+	resp, _ = http.DefaultClient.Do(req)
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("revoked token: %d", resp.StatusCode)
+	}
 	req.Header.Set("Authorization", "Bearer nope")
 	resp, _ = http.DefaultClient.Do(req)
 	resp.Body.Close()
@@ -144,7 +188,7 @@ func TestPermissions(t *testing.T) {
 	// No browse: issue endpoints refuse, search hides.
 	_ = e.srv.SetPermission("TEST", "BROWSE_PROJECTS", "role:Administrators")
 	status, _, b = e.do("GET", "/rest/api/2/issue/TEST-1", "bob", nil)
-	wantJiraError(t, status, 403, b, "", "")
+	wantJiraError(t, status, 404, b, "Issue Does Not Exist", "")
 	status, _, b = e.do("GET", "/rest/api/2/search?jql=", "bob", nil)
 	if status != 200 || mustJSON(t, b)["total"] != 0.0 {
 		t.Errorf("search without browse: %d %s", status, b)
@@ -174,6 +218,10 @@ func TestPermissions(t *testing.T) {
 func TestSetupThroughREST(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, jirasim.Options{})
+	legacy := newEnv(t, jirasim.Options{LegacyCreateMeta: true})
+	if meta, _, err := legacy.admin.Issue.GetCreateMeta("TEST"); err != nil || len(meta.Projects) != 1 {
+		t.Errorf("legacy createmeta: %v %v", meta, err)
+	}
 	status, _, b := e.do("POST", "/rest/api/2/project", "admin", map[string]any{"key": "NEW", "name": "New", "projectTypeKey": "software", "lead": "alice"})
 	if status != 201 || mustJSON(t, b)["key"] != "NEW" {
 		t.Fatalf("create project: %d %s", status, b)
@@ -205,6 +253,22 @@ func TestSetupThroughREST(t *testing.T) {
 	}
 	status, _, b = e.do("GET", "/rest/api/2/user?username=nobody", "admin", nil)
 	wantJiraError(t, status, 404, b, "", "")
+	// Groups through REST: a group grant takes effect.
+	if status, _, b := e.do("POST", "/rest/api/2/group", "admin", map[string]string{"name": "syncers"}); status != 201 {
+		t.Fatalf("create group: %d %s", status, b)
+	}
+	if status, _, b := e.do("POST", "/rest/api/2/group/user?groupname=syncers", "admin", map[string]string{"name": "carol"}); status != 201 {
+		t.Fatalf("add to group: %d %s", status, b)
+	}
+	_, _, b = e.do("GET", "/rest/api/2/group/member?groupname=syncers", "admin", nil)
+	if m := mustJSON(t, b); m["total"] != 1.0 {
+		t.Errorf("group members = %s", b)
+	}
+	_ = e.srv.SetPermission("NEW", "MANAGE_WATCHERS", "group:syncers")
+	_, _, b = e.do("GET", "/rest/api/2/mypermissions?projectKey=NEW&permissions=MANAGE_WATCHERS", "admin", nil)
+	if p := mustJSON(t, b)["permissions"].(map[string]any)["MANAGE_WATCHERS"].(map[string]any); p["havePermission"] != false {
+		t.Errorf("admin MANAGE_WATCHERS after regrant = %v", p)
+	}
 	// Custom fields through REST.
 	status, _, b = e.do("POST", "/rest/api/2/field", "admin", map[string]any{"name": "Team", "type": "com.atlassian.jira.plugin.system.customfieldtypes:select",
 		"searcherKey": "com.atlassian.jira.plugin.system.customfieldtypes:multiselectsearcher", "options": []string{"Red", "Blue"}})
@@ -226,19 +290,23 @@ func TestSetupThroughREST(t *testing.T) {
 		t.Errorf("field %s not listed", id)
 	}
 	// createmeta and editmeta list it with allowed values.
-	_, _, b = e.do("GET", "/rest/api/2/issue/createmeta?projectKeys=NEW&issuetypeNames=Task&expand=projects.issuetypes.fields", "admin", nil)
-	projects := mustJSON(t, b)["projects"].([]any)
-	ff := projects[0].(map[string]any)["issuetypes"].([]any)[0].(map[string]any)["fields"].(map[string]any)
-	if cf, ok := ff[id].(map[string]any); !ok || len(cf["allowedValues"].([]any)) != 2 || ff["summary"].(map[string]any)["required"] != true {
-		t.Errorf("createmeta fields = %v", ff)
+	status, _, b = e.do("GET", "/rest/api/2/issue/createmeta/NEW/issuetypes", "admin", nil)
+	if status != 200 || mustJSON(t, b)["total"] != 5.0 {
+		t.Errorf("createmeta issue types: %d %s", status, b)
 	}
 	status, _, b = e.do("GET", "/rest/api/2/issue/createmeta/NEW/issuetypes/10002", "admin", nil)
-	if status != 200 || mustJSON(t, b)["total"].(float64) < 5 {
-		t.Errorf("createmeta per type: %d %s", status, b)
+	ff := map[string]map[string]any{}
+	for _, v := range mustJSON(t, b)["values"].([]any) {
+		ff[v.(map[string]any)["fieldId"].(string)] = v.(map[string]any)
 	}
-	meta, _, err := e.admin.Issue.GetCreateMeta("NEW")
-	if err != nil || len(meta.Projects) != 1 {
-		t.Errorf("go-jira createmeta: %v %v", meta, err)
+	if cf, ok := ff[id]; status != 200 || !ok || len(cf["allowedValues"].([]any)) != 2 || ff["summary"]["required"] != true {
+		t.Errorf("createmeta fields: %d %v", status, ff)
+	}
+	status, _, b = e.do("GET", "/rest/api/2/issue/createmeta/NOPE/issuetypes", "admin", nil)
+	wantJiraError(t, status, 404, b, "", "")
+	// Jira 9 removed the old createmeta that go-jira's GetCreateMeta uses.
+	if _, _, err := e.admin.Issue.GetCreateMeta("NEW"); err == nil {
+		t.Errorf("legacy createmeta answered without Options.LegacyCreateMeta")
 	}
 	e.createIssue(e.admin, "m")
 	_ = e.srv.SetScreen("TEST", "summary", id)

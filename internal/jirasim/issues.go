@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // findIssue resolves an id or key; keys match case-insensitively.
@@ -35,7 +34,8 @@ func (s *Server) issueFor(c *reqCtx, perm string) (*issue, error) {
 		return nil, errNoIssue()
 	}
 	if !s.hasPerm(c.user, s.st.Projects[is.Project], permBrowse, is) {
-		return nil, errMsg(403, "You do not have the permission to see the specified issue.")
+		// Jira does not reveal that an issue exists to someone who may not see it.
+		return nil, errNoIssue()
 	}
 	if perm != "" {
 		if err := s.need(c, is, perm); err != nil {
@@ -75,6 +75,19 @@ func (s *Server) onScreen(p *project, id string, create bool) bool {
 		return true
 	}
 	return slices.Contains(p.Screen, id)
+}
+
+// hiddenByPerm: Jira leaves reporter and assignee off the screen for users
+// without Modify Reporter and Assign Issues, so setting them fails like an
+// unknown field.
+func (s *Server) hiddenByPerm(c *reqCtx, p *project, id string, is *issue) bool {
+	switch id {
+	case "reporter":
+		return !s.hasPerm(c.user, p, permModifyReporter, is)
+	case "assignee":
+		return !s.hasPerm(c.user, p, permAssign, is)
+	}
+	return false
 }
 
 func notOnScreen(id string) string {
@@ -153,20 +166,6 @@ func (s *Server) routesIssues() {
 		c.w.WriteHeader(204)
 		return nil
 	})
-	s.route("GET /rest/api/2/issue/{key}/changelog", false, func(c *reqCtx) error {
-		is, err := s.issueFor(c, "")
-		if err != nil {
-			return err
-		}
-		hs := []any{}
-		for _, h := range is.History {
-			hs = append(hs, s.historyJSON(c, h))
-		}
-		start, max := pageParams(c.r, 100, 100)
-		writeJSON(c.w, 200, map[string]any{"startAt": start, "maxResults": max, "total": len(hs), "isLast": start+max >= len(hs),
-			"values": page(hs, start, max)})
-		return nil
-	})
 	s.route("GET /rest/api/2/issue/{key}/transitions", false, func(c *reqCtx) error {
 		is, err := s.issueFor(c, "")
 		if err != nil {
@@ -189,7 +188,9 @@ func (s *Server) routesIssues() {
 		writeJSON(c.w, 200, map[string]any{"fields": fields})
 		return nil
 	})
-	s.route("GET /rest/api/2/issue/createmeta", false, s.createMeta)
+	if s.opts.LegacyCreateMeta {
+		s.route("GET /rest/api/2/issue/createmeta", false, s.createMeta)
+	}
 	s.route("GET /rest/api/2/_createmeta/{project}/issuetypes", false, s.createMetaTypes)
 	s.route("GET /rest/api/2/_createmeta/{project}/issuetypes/{type}", false, s.createMetaFields)
 
@@ -399,7 +400,7 @@ func (s *Server) buildIssue(c *reqCtx, in *issueInput) (*issue, error) {
 		if k == "project" || k == "issuetype" || k == "parent" {
 			continue
 		}
-		if !s.onScreen(p, k, true) || (k == "reporter" && !s.hasPerm(c.user, p, permModifyReporter, nil)) {
+		if !s.onScreen(p, k, true) || s.hiddenByPerm(c, p, k, nil) {
 			ae.fields[k] = notOnScreen(k)
 			continue
 		}
@@ -408,7 +409,7 @@ func (s *Server) buildIssue(c *reqCtx, in *issueInput) (*issue, error) {
 		}
 	}
 	for _, k := range sortedKeys(in.Update) {
-		if !s.onScreen(p, k, true) {
+		if !s.onScreen(p, k, true) || s.hiddenByPerm(c, p, k, nil) {
 			ae.fields[k] = notOnScreen(k)
 			continue
 		}
@@ -466,7 +467,7 @@ func (s *Server) editIssue(c *reqCtx) error {
 	var items []historyItem
 	var newComments []string
 	for _, k := range sortedKeys(in.Fields) {
-		if !s.onScreen(p, k, false) || k == "comment" || (k == "reporter" && !s.hasPerm(c.user, p, permModifyReporter, is)) {
+		if !s.onScreen(p, k, false) || k == "comment" || s.hiddenByPerm(c, p, k, is) {
 			ae.fields[k] = notOnScreen(k)
 			continue
 		}
@@ -481,7 +482,7 @@ func (s *Server) editIssue(c *reqCtx) error {
 			ae.fields[k] = fmt.Sprintf("Field '%s' cannot be set in both 'fields' and 'update'.", k)
 			continue
 		}
-		if !s.onScreen(p, k, false) {
+		if !s.onScreen(p, k, false) || s.hiddenByPerm(c, p, k, is) {
 			ae.fields[k] = notOnScreen(k)
 			continue
 		}
@@ -742,7 +743,6 @@ func (s *Server) doTransition(c *reqCtx) error {
 	all = append(all, mergeItems(items)...)
 	*is = *work
 	h := s.addHistory(c, is, all, in.HistoryMetadata)
-	_ = now
 	s.fire(c, is, "jira:issue_updated", "issue_generic", h, nil)
 	for _, body := range newComments {
 		s.addComment(c, is, body, nil, nil)
@@ -945,5 +945,3 @@ func splitList(v string) []string {
 	}
 	return out
 }
-
-var _ = time.Now

@@ -2,7 +2,9 @@ package jirasim_test
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,6 +102,18 @@ func TestIssueErrors(t *testing.T) {
 	for _, tc := range tests {
 		status, _, b := e.do("POST", "/rest/api/2/issue", "alice", tc.body)
 		t.Run(tc.name, func(t *testing.T) { wantJiraError(t, status, tc.status, b, "", tc.field) })
+	}
+	// JSON resources want application/json, as Jersey does.
+	req, _ := http.NewRequest("PUT", e.hs.URL+"/rest/api/2/issue/TEST-1", strings.NewReader(`{"fields":{"summary":"x"}}`))
+	req.SetBasicAuth("admin", "admin")
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 415 {
+		t.Errorf("text/plain body = %d, want 415", resp.StatusCode)
 	}
 	// Not on the edit screen: 400 with Jira's text.
 	if err := e.srv.SetScreen("TEST", "summary"); err != nil {
@@ -302,6 +316,10 @@ func TestIssueProperties(t *testing.T) {
 func TestDeleteIssue(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, jirasim.Options{})
+	lone := e.createIssue(e.admin, "lone")
+	if resp, err := e.admin.Issue.Delete(lone.Key); err != nil || resp.StatusCode != 204 {
+		t.Fatalf("go-jira delete: %v", err)
+	}
 	parent := e.createIssue(e.admin, "parent")
 	sub, resp, err := e.admin.Issue.Create(&jira.Issue{Fields: &jira.IssueFields{Project: jira.Project{Key: "TEST"},
 		Type: jira.IssueType{Name: "Sub-task"}, Summary: "child", Parent: &jira.Parent{Key: parent.Key}}})
@@ -317,13 +335,8 @@ func TestDeleteIssue(t *testing.T) {
 	// alice is not an administrator: Delete Issues belongs to Administrators.
 	status, _, b = e.do("DELETE", "/rest/api/2/issue/"+sub.Key, "alice", nil)
 	wantJiraError(t, status, 403, b, "You do not have permission to delete issues in this project.", "")
-	if _, err := e.admin.Issue.Delete(parent.Key + "?deleteSubtasks=true"); err == nil {
-		// go-jira escapes nothing here; the query reaches the server.
-		_ = err
-	}
-	status, _, _ = e.do("DELETE", "/rest/api/2/issue/"+parent.Key+"?deleteSubtasks=true", "admin", nil)
-	if status != 204 && status != 404 {
-		t.Errorf("delete with subtasks = %d", status)
+	if status, _, b := e.do("DELETE", "/rest/api/2/issue/"+parent.Key+"?deleteSubtasks=true", "admin", nil); status != 204 {
+		t.Errorf("delete with subtasks = %d %s", status, b)
 	}
 	for _, k := range []string{parent.Key, sub.Key} {
 		if status, _, _ := e.do("GET", "/rest/api/2/issue/"+k, "admin", nil); status != 404 {
@@ -402,4 +415,56 @@ func TestAssignee(t *testing.T) {
 	}
 	status, _, b := e.do("PUT", "/rest/api/2/issue/TEST-1/assignee", "admin", map[string]string{"name": "ghost"})
 	wantJiraError(t, status, 400, b, "", "assignee")
+}
+
+func TestSearchJQLFields(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, jirasim.Options{})
+	alice := e.client("alice", "pw")
+	for i, typ := range []string{"Bug", "Task", "Bug", "Story"} {
+		c := e.admin
+		if i%2 == 1 {
+			c = alice
+		}
+		if _, _, err := c.Issue.Create(&jira.Issue{Fields: &jira.IssueFields{Project: jira.Project{Key: "TEST"},
+			Type: jira.IssueType{Name: typ}, Summary: fmt.Sprintf("s%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Add(time.Minute)
+	}
+	e.do("PUT", "/rest/api/2/issue/TEST-3/assignee", "admin", map[string]string{"name": "bob"})
+	e.admin.Issue.DoTransition("TEST-4", "31")
+	keys := func(user, q string) string {
+		t.Helper()
+		status, _, b := e.do("GET", "/rest/api/2/search?fields=summary&jql="+url.QueryEscape(q), user, nil)
+		if status != 200 {
+			t.Fatalf("%s: %d %s", q, status, b)
+		}
+		var out []string
+		for _, is := range mustJSON(t, b)["issues"].([]any) {
+			out = append(out, is.(map[string]any)["key"].(string))
+		}
+		return fmt.Sprint(out)
+	}
+	tests := []struct{ user, q, want string }{
+		{"admin", "project = TEST", "[TEST-4 TEST-3 TEST-2 TEST-1]"},
+		{"admin", "issuetype = Bug ORDER BY key ASC", "[TEST-1 TEST-3]"},
+		{"admin", "issuetype IN (Bug, Story) AND NOT status = Done ORDER BY created DESC", "[TEST-3 TEST-1]"},
+		{"admin", "reporter = alice ORDER BY key", "[TEST-2 TEST-4]"},
+		{"alice", "creator = currentUser() ORDER BY key", "[TEST-2 TEST-4]"},
+		{"admin", "assignee = bob", "[TEST-3]"},
+		{"admin", "assignee IS EMPTY ORDER BY key", "[TEST-1 TEST-2 TEST-4]"},
+		{"admin", "statusCategory = Done OR resolution = Done", "[TEST-4]"},
+		{"admin", "issuetype = Bug OR reporter = alice ORDER BY issuetype ASC, key DESC", "[TEST-3 TEST-1 TEST-4 TEST-2]"},
+		{"admin", `key > TEST-2 AND created < "2024/03/05 10:03"`, "[TEST-3]"},
+	}
+	for _, tc := range tests {
+		if got := keys(tc.user, tc.q); got != tc.want {
+			t.Errorf("%s (as %s) = %s, want %s", tc.q, tc.user, got, tc.want)
+		}
+	}
+	status, _, b := e.do("GET", "/rest/api/2/search?jql="+url.QueryEscape("project = NOPE"), "admin", nil)
+	wantJiraError(t, status, 400, b, "", "")
+	status, _, b = e.do("GET", "/rest/api/2/search?jql="+url.QueryEscape("foo = bar"), "admin", nil)
+	wantJiraError(t, status, 400, b, "", "")
 }

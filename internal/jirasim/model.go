@@ -21,6 +21,7 @@ type state struct {
 	Webhooks    map[int64]*webhook    `json:"webhooks"`
 	Tokens      map[string]*token     `json:"tokens"`     // by raw token
 	KeyAliases  map[string]int64      `json:"keyAliases"` // old keys after a move, unused keys are absent
+	Groups      []string              `json:"groups"`     // groups created empty; others exist through their members
 }
 
 type user struct {

@@ -151,6 +151,25 @@ func TestWebhooksAsync(t *testing.T) {
 	}
 }
 
+func TestWebhookDeliverFunc(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var urls []string
+	e := newEnv(t, jirasim.Options{SyncWebhooks: true, DeliverWebhook: func(_ context.Context, url string, body []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		urls = append(urls, url)
+		return nil
+	}})
+	e.do("POST", "/rest/webhooks/1.0/webhook", "admin", map[string]any{"name": "a", "url": "http://peer.invalid/h?key=${issue.key}", "events": []string{"jira:issue_created"}})
+	e.createIssue(e.admin, "direct")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(urls) != 1 || urls[0] != "http://peer.invalid/h?key=TEST-1" {
+		t.Errorf("delivered to %v", urls)
+	}
+}
+
 func TestFaults(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, jirasim.Options{})
@@ -239,7 +258,10 @@ func TestPersistenceAndSnapshot(t *testing.T) {
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("state file: %v", err)
 	}
-	// A new server on the same file has everything, and ids continue.
+	if err := e.srv.CreateUser(jirasim.UserSpec{Name: "dave", Password: "d"}); err != nil {
+		t.Fatal(err)
+	}
+	// A new server on the same file has everything (Go API changes too), and ids continue.
 	srv2 := jirasim.New(jirasim.Options{StatePath: path, Now: e.clock.Now})
 	hs2 := httptest.NewServer(srv2)
 	defer hs2.Close()
@@ -247,6 +269,10 @@ func TestPersistenceAndSnapshot(t *testing.T) {
 	is, _, err := c2.Issue.Get("TEST-1", nil)
 	if err != nil || is.Fields.Summary != "persisted" || len(is.Fields.Comments.Comments) != 1 {
 		t.Fatalf("after restart: %+v %v", is, err)
+	}
+	cd, _ := jira.NewClient((&jira.BasicAuthTransport{Username: "dave", Password: "d"}).Client(), hs2.URL)
+	if u, _, err := cd.User.GetSelf(); err != nil || u.Name != "dave" {
+		t.Errorf("user from the Go API lost: %v", err)
 	}
 	is2, _, err := c2.Issue.Create(&jira.Issue{Fields: &jira.IssueFields{Project: jira.Project{Key: "TEST"}, Type: jira.IssueType{Name: "Task"}, Summary: "next"}})
 	if err != nil || is2.Key != "TEST-2" || is2.ID != "10001" {
@@ -263,6 +289,23 @@ func TestPersistenceAndSnapshot(t *testing.T) {
 	}
 	if status, _, _ := e.do("GET", "/rest/api/2/issue/TEST-2", "admin", nil); status != 404 {
 		t.Errorf("after restore TEST-2 = %d, want 404", status)
+	}
+}
+
+func TestCorruptStateIsKept(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := jirasim.New(jirasim.Options{StatePath: path})
+	if _, err := srv.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	matches, _ := filepath.Glob(path + ".corrupt-*")
+	if len(matches) != 1 {
+		t.Errorf("corrupt state not kept aside: %v", matches)
 	}
 }
 

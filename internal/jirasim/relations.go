@@ -169,6 +169,9 @@ func (s *Server) routesRelations() {
 		name := c.user.Name
 		b, _ := io.ReadAll(io.LimitReader(c.r.Body, 1<<16))
 		if len(strings.TrimSpace(string(b))) > 0 {
+			if mt, _, _ := mime.ParseMediaType(c.r.Header.Get("Content-Type")); mt != "application/json" {
+				return errMsg(http.StatusUnsupportedMediaType, "Unsupported Media Type: send Content-Type: application/json")
+			}
 			if err := json.Unmarshal(b, &name); err != nil {
 				return errMsg(400, "Unexpected token; the body must be a JSON string with the username.")
 			}

@@ -8,6 +8,7 @@ import (
 func (s *Server) routesInit() {
 	s.mux = http.NewServeMux()
 	s.routesAuth()
+	s.routesGroups()
 	s.routesIssues()
 	s.routesSearch()
 	s.routesComments()

@@ -54,8 +54,9 @@ type Options struct {
 	Now func() time.Time
 	// Location is the server (and every user's) time zone; default UTC.
 	Location *time.Location
-	// MaxResults caps search and comment page sizes (Jira's
-	// jira.search.views.default.max); default 1000. maxResults defaults to 50.
+	// MaxResults caps maxResults in search (Jira's
+	// jira.search.views.default.max); default 1000. A search without
+	// maxResults gets 50.
 	MaxResults int
 	// MaxAttachmentSize in bytes; default 10 MiB. Larger uploads get 413.
 	MaxAttachmentSize int64
@@ -67,11 +68,19 @@ type Options struct {
 	StatePath string
 	// WebhookClient posts webhook payloads; default a client with a 10 s timeout.
 	WebhookClient *http.Client
+	// DeliverWebhook, when set, replaces the HTTP POST of a webhook payload
+	// (url is the registered URL with its variables filled in), so tests
+	// can receive events in-process.
+	DeliverWebhook func(ctx context.Context, url string, body []byte) error
 	// SyncWebhooks delivers webhooks before the triggering request returns,
 	// so tests can assert on them without waiting.
 	SyncWebhooks bool
 	// Logger; default discards.
 	Logger *slog.Logger
+	// LegacyCreateMeta serves GET /rest/api/2/issue/createmeta, which Jira
+	// 9.0 removed in favour of /issue/createmeta/{project}/issuetypes[/{id}];
+	// off by default so clients do not come to depend on it.
+	LegacyCreateMeta bool
 	// Version is reported by serverInfo; default "9.12.2".
 	Version string
 }
@@ -93,6 +102,9 @@ type Server struct {
 	routes   map[string]int
 
 	hooks sync.WaitGroup
+	// persistMu orders state file writes so an older snapshot never
+	// replaces a newer one.
+	persistMu sync.Mutex
 }
 
 // New builds a Server with one administrator, admin/admin, or with the state
@@ -132,7 +144,10 @@ func New(opts Options) *Server {
 	if opts.StatePath != "" {
 		if b, err := os.ReadFile(opts.StatePath); err == nil {
 			if err := s.Restore(b); err != nil {
-				s.log.Error("load state, starting bare", "path", opts.StatePath, "err", err)
+				// Keep the unreadable file for a human instead of overwriting it.
+				bad := opts.StatePath + ".corrupt-" + time.Now().UTC().Format("20060102T150405")
+				rerr := os.Rename(opts.StatePath, bad)
+				s.log.Error("load state, starting bare", "path", opts.StatePath, "moved_to", bad, "err", err, "rename_err", rerr)
 			}
 		}
 	}
@@ -206,7 +221,8 @@ type apiError struct {
 	status   int
 	messages []string
 	fields   map[string]string
-	plain    string // non-empty: written as text/plain instead of JSON
+	plain    string // non-empty: written as is instead of JSON
+	html     bool   // plain is an HTML page (Seraph's login failures)
 }
 
 func (e *apiError) Error() string {
@@ -231,12 +247,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if v == nil {
 		return
 	}
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
 	if e.plain != "" {
-		w.Header().Set("Content-Type", "text/plain;charset=UTF-8")
+		ct := "text/plain;charset=UTF-8"
+		if e.html {
+			ct = "text/html;charset=UTF-8"
+		}
+		w.Header().Set("Content-Type", ct)
 		w.WriteHeader(e.status)
 		_, _ = w.Write([]byte(e.plain))
 		return
@@ -275,7 +297,7 @@ func (s *Server) handle(anonymous bool, h handler) http.HandlerFunc {
 			return
 		}
 		c.user = u
-		err := h(c)
+		err := s.runLocked(c, h)
 		events := c.events
 		dirty := c.dirty
 		s.mu.Unlock()
@@ -293,6 +315,18 @@ func (s *Server) handle(anonymous bool, h handler) http.HandlerFunc {
 	}
 }
 
+// runLocked runs a handler with s.mu held, turning a panic (a jirasim bug)
+// into a 500 instead of a server that stays locked forever.
+func (s *Server) runLocked(c *reqCtx, h handler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("handler panic", "method", c.r.Method, "path", c.r.URL.Path, "panic", fmt.Sprint(p))
+			err = errMsg(http.StatusInternalServerError, fmt.Sprintf("jirasim internal error: %v", p))
+		}
+	}()
+	return h(c)
+}
+
 func baseURL(r *http.Request) string {
 	scheme := "http"
 	if r.TLS != nil {
@@ -304,11 +338,23 @@ func baseURL(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
+// lockForChange takes the state lock for a Go API change; the returned
+// func unlocks and writes the state file, as a REST change does.
+func (s *Server) lockForChange() func() {
+	s.mu.Lock()
+	return func() {
+		s.mu.Unlock()
+		s.persist()
+	}
+}
+
 // persist writes the state file atomically (write, fsync, rename).
 func (s *Server) persist() {
 	if s.opts.StatePath == "" {
 		return
 	}
+	s.persistMu.Lock()
+	defer s.persistMu.Unlock()
 	b, err := s.Snapshot()
 	if err != nil {
 		s.log.Error("snapshot state", "err", err)
@@ -354,6 +400,9 @@ func (s *Server) Restore(b []byte) error {
 	s.mu.Lock()
 	s.st = st
 	s.mu.Unlock()
+	if s.mux != nil { // not while New loads the state file
+		s.persist()
+	}
 	return nil
 }
 

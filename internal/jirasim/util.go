@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"encoding/json"
 	"io"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -35,6 +37,11 @@ func ptr[T any](v T) *T { return &v }
 
 // decode reads a JSON body into v, answering like Jira on bad JSON.
 func decode(r *http.Request, v any) error {
+	// Jira's REST layer (Jersey) refuses a JSON resource called with any
+	// other media type.
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" && !strings.HasPrefix(r.URL.Path, "/_jirasim/") {
+		return errMsg(http.StatusUnsupportedMediaType, "Unsupported Media Type: send Content-Type: application/json")
+	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, 32<<20))
 	if err != nil {
 		return errMsg(400, "Could not read request body: "+err.Error())
@@ -80,4 +87,17 @@ func idStr(id int64) string { return strconv.FormatInt(id, 10) }
 // route registers an API handler; anonymous allows unauthenticated calls.
 func (s *Server) route(pattern string, anonymous bool, h handler) {
 	s.mux.HandleFunc(pattern, s.handle(anonymous, h))
+}
+
+// idsWhere returns the sorted ids of the entries that match; sorting only
+// the matches keeps rendering one issue linear in the size of the site.
+func idsWhere[V any](m map[int64]V, keep func(V) bool) []int64 {
+	var ids []int64
+	for id, v := range m {
+		if keep(v) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }

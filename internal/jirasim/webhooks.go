@@ -72,6 +72,12 @@ func (s *Server) dispatch(events []hookEvent) {
 	}
 	send := func() {
 		for _, e := range events {
+			if s.opts.DeliverWebhook != nil {
+				if err := s.opts.DeliverWebhook(context.Background(), e.url, e.body); err != nil {
+					s.log.Warn("webhook delivery", "url", e.url, "err", err)
+				}
+				continue
+			}
 			req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, e.url, bytes.NewReader(e.body))
 			if err != nil {
 				s.log.Warn("webhook request", "url", e.url, "err", err)
