@@ -613,6 +613,11 @@ func (a *Applier) decide(ctx context.Context, is jira.Issue, c wire.Change, alia
 	if known && cur.Equal(before) {
 		return true, nil // the peer saw our value: not a conflict
 	}
+	if f, ok := a.o.Mapping.FieldByAlias(alias); ok && !f.Direction.Sends() {
+		// Incoming only: local changes are never sent, so the peer's
+		// value is the truth; keeping ours would diverge for good.
+		return true, nil
+	}
 	localAt := a.lastPersonChange(ctx, is, alias)
 	if localAt.IsZero() {
 		return true, nil // nobody changed it here; the value came from the bridge

@@ -26,6 +26,8 @@ type Mapping interface {
 	Incoming(ctx context.Context, issue, alias string, v wire.Value) (a mapping.Assignment, ok bool, err error)
 	// AllValues is the current wire value of every mapped field.
 	AllValues(ctx context.Context, is *jira.Issue) (map[string]wire.Value, error)
+	// FieldByAlias finds a mapped field (for its direction).
+	FieldByAlias(alias string) (*mapping.Field, bool)
 	// FieldByHistory finds the mapped field a changelog item is about.
 	FieldByHistory(it jira.HistoryItem) (*mapping.Field, bool)
 }
