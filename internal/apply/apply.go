@@ -77,7 +77,7 @@ type Options struct {
 	// PeerName is shown in the remote link's title; default "Partner Jira".
 	PeerName string
 	// Location is the sync user's time zone, in which JQL reads dates;
-	// default UTC.
+	// nil asks Jira (GET myself) the first time a marker search needs it.
 	Location *time.Location
 	Now      func() time.Time
 	Hooks    Hooks
@@ -93,6 +93,7 @@ type Applier struct {
 
 	mu       sync.Mutex
 	syncUser string
+	loc      *time.Location
 	graph    map[string]map[string][]jira.Transition
 }
 
@@ -123,9 +124,6 @@ func New(o Options) (*Applier, error) {
 	if o.PeerName == "" {
 		o.PeerName = "Partner Jira"
 	}
-	if o.Location == nil {
-		o.Location = time.UTC
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -133,7 +131,7 @@ func New(o Options) (*Applier, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Applier{o: o, log: o.Logger.With("component", "apply", "sync", o.SyncID),
-		syncUser: o.SyncUser, graph: map[string]map[string][]jira.Transition{}}, nil
+		syncUser: o.SyncUser, loc: o.Location, graph: map[string]map[string][]jira.Transition{}}, nil
 }
 
 // Origin is the value of the OriginProperty on an issue the bridge created.
@@ -377,7 +375,11 @@ func (a *Applier) findMarker(ctx context.Context, c wire.Change, intent time.Tim
 	if err != nil {
 		return jira.Ref{}, false, err
 	}
-	since := intent.Add(-time.Minute).In(a.o.Location).Format("2006-01-02 15:04")
+	loc, err := a.location(ctx)
+	if err != nil {
+		return jira.Ref{}, false, err
+	}
+	since := intent.Add(-time.Minute).In(loc).Format("2006-01-02 15:04")
 	jql := fmt.Sprintf(`project = %q AND creator = %q AND created >= %q ORDER BY created ASC`, a.o.ProjectKey, user, since)
 	var ref jira.Ref
 	found := false
@@ -401,6 +403,23 @@ func (a *Applier) findMarker(ctx context.Context, c wire.Change, intent time.Tim
 		a.log.Info("found issue created before a crash", "change_id", c.ID, "issue", ref.Key)
 	}
 	return ref, found, nil
+}
+
+func (a *Applier) location(ctx context.Context) (*time.Location, error) {
+	a.mu.Lock()
+	loc := a.loc
+	a.mu.Unlock()
+	if loc != nil {
+		return loc, nil
+	}
+	loc, err := a.o.Jira.TimeZone(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the sync user's time zone: %w", err)
+	}
+	a.mu.Lock()
+	a.loc = loc
+	a.mu.Unlock()
+	return loc, nil
 }
 
 func (a *Applier) user(ctx context.Context) (string, error) {
@@ -485,6 +504,9 @@ func (a *Applier) update(ctx context.Context, c wire.Change, p store.IssuePair) 
 	is, err := a.o.Jira.GetIssue(ctx, p.LocalID, nil, []string{"changelog"})
 	if err != nil {
 		return fmt.Errorf("read %s to apply change %s: %w", p.LocalKey, c.ID, err)
+	}
+	if err := a.fullChangelog(ctx, &is); err != nil {
+		return fmt.Errorf("read history of %s to apply change %s: %w", p.LocalKey, c.ID, err)
 	}
 	var conflicts []store.Conflict
 	meta := a.meta(c)
@@ -596,6 +618,29 @@ func (a *Applier) update(ctx context.Context, c wire.Change, p store.IssuePair) 
 		_, err := tx.LedgerRecord(store.Applied{ChangeID: c.ID, SyncID: a.o.SyncID, Issue: p.LocalID, AppliedAt: tx.Now()})
 		return err
 	}))
+}
+
+// fullChangelog completes an issue's changelog when expand=changelog
+// returned only part of it (Jira caps it), so conflict decisions see the
+// newest entries.
+func (a *Applier) fullChangelog(ctx context.Context, is *jira.Issue) error {
+	cl := is.Changelog
+	if cl == nil || len(cl.Histories) >= cl.Total {
+		return nil
+	}
+	var all []jira.History
+	for len(all) < cl.Total {
+		page, err := a.o.Jira.Changelog(ctx, is.ID, len(all), 100)
+		if err != nil {
+			return err
+		}
+		if len(page.Histories) == 0 {
+			break
+		}
+		all = append(all, page.Histories...)
+	}
+	is.Changelog = &jira.Changelog{Total: len(all), MaxResults: len(all), Histories: all}
+	return nil
 }
 
 func statusName(is jira.Issue) string {
