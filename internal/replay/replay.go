@@ -39,7 +39,9 @@ type Options struct {
 	Applier Applier
 	// Workers is how many lanes are applied in parallel; default 4. With
 	// 1, lanes are applied one after the other in queue order, which makes
-	// a round deterministic (tests).
+	// a round deterministic (tests). After an authentication failure no
+	// worker starts another change, but calls already in flight on other
+	// lanes finish (and fail): with N workers at most N calls fail.
 	Workers int
 	// BackOff is the wait before the next try after the n-th temporary
 	// failure (n from 1); default 2s doubling up to 5 minutes. Tests give a
