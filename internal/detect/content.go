@@ -46,6 +46,9 @@ const (
 const (
 	VersionDeleted  = "deleted"
 	VersionFiltered = "filtered"
+	// versionRestricted+<updated ms>: a comment seen restricted and not
+	// sent; sent when it becomes public.
+	versionRestricted = "restricted@"
 )
 
 // Link states in a KindLink version.
@@ -162,15 +165,21 @@ func (c *commentCollector) Collect(ctx context.Context, in *Input) ([]Found, err
 		ver, sent := in.SentVersion(KindComment, cm.ID)
 		peerID, isCopy := in.SentVersion(KindCommentPeer, cm.ID)
 		upd := MillisVersion(cm.Updated.Time)
-		if sent && (ver == upd || ver == VersionDeleted) {
+		if sent && (ver == upd || ver == VersionDeleted || ver == versionRestricted+upd) {
 			continue
+		}
+		if strings.HasPrefix(ver, versionRestricted) {
+			sent = false // never sent: it was restricted when last seen
 		}
 		vis, ok := c.visibility(cm)
 		if !ok {
+			// Never leaves: internal or restricted without a mapping. The
+			// record keeps it from being counted again until it changes.
 			if !sent {
 				c.stats.RestrictedComments.Add(1)
+				out = append(out, Found{At: cm.Updated.Time, Sent: []store.SentItem{in.SentItem(KindComment, cm.ID, versionRestricted+upd)}})
 			}
-			continue // never leaves: internal or restricted without a mapping
+			continue
 		}
 		if !sent {
 			if in.IsSyncUser(cm.Author) {
@@ -204,7 +213,7 @@ func (c *commentCollector) Collect(ctx context.Context, in *Input) ([]Found, err
 		if present[id] {
 			continue
 		}
-		if v, _ := in.SentVersion(KindComment, id); v == VersionDeleted {
+		if v, _ := in.SentVersion(KindComment, id); v == VersionDeleted || strings.HasPrefix(v, versionRestricted) {
 			continue
 		}
 		wc := &wire.Comment{ID: id}
@@ -509,11 +518,19 @@ func (in *Input) synced(ctx context.Context, issueID string) (bool, error) {
 	if err != nil || ok {
 		return ok, err
 	}
-	p, err := d.o.Jira.Search(ctx, fmt.Sprintf("(%s) AND id = %s", d.o.JQL, issueID), 0, 1, []string{"summary"}, nil)
+	p, err := d.o.Jira.Search(ctx, fmt.Sprintf("(%s) AND id = %s", d.o.JQL, issueID), 0, 1, []string{"issuetype"}, nil)
 	if err != nil {
 		return false, fmt.Errorf("is issue %s synced: %w", issueID, err)
 	}
-	return len(p.Issues) > 0, nil
+	if len(p.Issues) == 0 {
+		return false, nil
+	}
+	var t struct{ Name string }
+	if ok, _ := p.Issues[0].Field("issuetype", &t); !ok {
+		return false, nil
+	}
+	_, ok = in.Mapping.IssueTypeAlias(t.Name)
+	return ok, nil
 }
 
 // ---- sub-tasks ----
