@@ -2,6 +2,7 @@ package apply_test
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -58,11 +59,16 @@ func contentDef(t testing.TB, s *enginetest.Site, edit func(*config.SyncDef)) {
 }
 
 type side struct {
-	site *enginetest.Site
-	st   *store.Store
-	det  *detect.Detector
-	app  *apply.Applier
-	rep  *replay.Replayer
+	site   *enginetest.Site
+	peer   *enginetest.Site
+	role   store.Role
+	clk    *enginetest.Clock
+	dbPath string
+	hooks  apply.Hooks
+	st     *store.Store
+	det    *detect.Detector
+	app    *apply.Applier
+	rep    *replay.Replayer
 }
 
 // router is the applier the engine will use: content kinds to
@@ -82,15 +88,28 @@ func (r router) Apply(ctx context.Context, c wire.Change) error {
 
 func newSide(t testing.TB, clk *enginetest.Clock, s, peer *enginetest.Site, role store.Role) *side {
 	t.Helper()
+	sd := &side{site: s, peer: peer, role: role, clk: clk, dbPath: filepath.Join(t.TempDir(), store.FileName)}
+	sd.start(t)
+	t.Cleanup(func() { _ = sd.st.Close() })
+	return sd
+}
+
+// start opens the side's store and builds detection, applier and replay,
+// as a (re)started bridge does.
+func (sd *side) start(t testing.TB) {
+	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName), &store.Options{Now: clk.Now, NoSync: true, Logger: slog.New(slog.DiscardHandler)})
+	s, clk := sd.site, sd.clk
+	st, err := store.Open(ctx, sd.dbPath, &store.Options{Now: clk.Now, NoSync: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = st.Close() })
 	if err := st.Update(ctx, func(tx *store.Tx) error {
-		return tx.SyncPut(store.Sync{ID: syncID, Name: "partner", Role: role, ProjectKey: s.Project,
-			SyncUser: enginetest.SyncUser, Transport: "loopback", State: store.StateRunning, SelfNode: s.Name, PeerNode: peer.Name})
+		if _, err := tx.SyncGet(syncID); err == nil {
+			return nil
+		}
+		return tx.SyncPut(store.Sync{ID: syncID, Name: "partner", Role: sd.role, ProjectKey: s.Project,
+			SyncUser: enginetest.SyncUser, Transport: "loopback", State: store.StateRunning, SelfNode: s.Name, PeerNode: sd.peer.Name})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -99,8 +118,8 @@ func newSide(t testing.TB, clk *enginetest.Clock, s, peer *enginetest.Site, role
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := apply.New(apply.Options{Jira: s.Sync, Store: st, SyncID: syncID, Role: role, ProjectKey: s.Project, Mapping: s.Mapping,
-		SyncUser: enginetest.SyncUser, PeerURL: peer.URL, Location: time.UTC, Now: clk.Now})
+	app, err := apply.New(apply.Options{Jira: s.Sync, Store: st, SyncID: syncID, Role: sd.role, ProjectKey: s.Project, Mapping: s.Mapping,
+		SyncUser: enginetest.SyncUser, PeerURL: sd.peer.URL, Location: time.UTC, Now: clk.Now, Hooks: sd.hooks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +128,14 @@ func newSide(t testing.TB, clk *enginetest.Clock, s, peer *enginetest.Site, role
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &side{site: s, st: st, det: det, app: app, rep: rep}
+	sd.st, sd.det, sd.app, sd.rep = st, det, app, rep
+}
+
+// restart closes the store and starts again from the database.
+func (sd *side) restart(t testing.TB) {
+	t.Helper()
+	_ = sd.st.Close()
+	sd.start(t)
 }
 
 type cworld struct {
@@ -694,5 +720,73 @@ func TestLinksBetweenSyncedIssuesAndWaitingForTheOtherEnd(t *testing.T) {
 	same(t, "links of two", linkSet(t, w.alpha, r2.Key, tr), linkSet(t, w.beta, b2, tr))
 	if w.sentAB[wire.LinkAdd] != 1 || w.sentBA[wire.LinkRemove] != 1 || w.sentBA[wire.LinkAdd] != 1 || w.sentAB[wire.LinkRemove] != 0 {
 		t.Errorf("sent alpha %v, beta %v", w.sentAB, w.sentBA)
+	}
+}
+
+// errCrash stands for the bridge dying right after a Jira write.
+var errCrash = errors.New("crash after the Jira write")
+
+func TestCrashAfterCommentOrAttachmentWriteDoesNotDouble(t *testing.T) {
+	t.Parallel()
+	for _, step := range []apply.Step{apply.StepComment, apply.StepAttachment} {
+		t.Run(string(step), func(t *testing.T) {
+			t.Parallel()
+			w := newCWorld(t, nil)
+			ctx := context.Background()
+			ref := w.create(w.alpha, 0, "crash")
+			w.settle()
+			bk := w.peer(w.a, ref.Key)
+
+			crashes := 0
+			w.b.hooks.AfterWrite = func(s apply.Step, c wire.Change) error {
+				if s == step {
+					crashes++
+					return errCrash
+				}
+				return nil
+			}
+			w.b.restart(t)
+			alice := w.person(w.alpha, 0)
+			if _, err := alice.AddComment(ctx, ref.Key, "once", nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := alice.AddAttachment(ctx, ref.Key, "once.bin", randomBytes(9, 5000)); err != nil {
+				t.Fatal(err)
+			}
+			// One step: detect on alpha, move, apply on beta until the crash.
+			if _, err := w.a.det.Poll(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := move(ctx, w.a, w.b, w.sentAB); err != nil {
+				t.Fatal(err)
+			}
+			_, _ = w.b.rep.Round(ctx)
+			if crashes != 1 {
+				t.Fatalf("%d crashes, want 1", crashes)
+			}
+			// Restart from the database without the hook; the retry must
+			// find the marker instead of writing again.
+			w.b.hooks.AfterWrite = nil
+			w.b.restart(t)
+			var parked []store.Failure
+			_ = w.b.st.View(ctx, func(tx *store.Tx) error {
+				var err error
+				parked, err = tx.FailureList(syncID, 10, store.FailureOpen)
+				return err
+			})
+			for _, f := range parked {
+				if _, err := replay.Retry(ctx, w.b.st, f.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w.settle()
+			if got := commentLines(t, w.beta, bk); !slices.Equal(got, []string{"Alice Smith: once"}) {
+				t.Errorf("beta comments %q, want one", got)
+			}
+			if got := attachmentSums(t, w.beta, bk); len(got) != 1 {
+				t.Errorf("beta attachments %q, want one", got)
+			}
+			same(t, "attachments", attachmentSums(t, w.alpha, ref.Key), attachmentSums(t, w.beta, bk))
+		})
 	}
 }
