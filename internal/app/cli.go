@@ -45,6 +45,7 @@ func commands() []command {
 		{"config", "inspect process settings (config check)", cmdConfig},
 		{"messages", "list, show, retry or skip parked changes", cmdMessages},
 		{"resync", "send the current state of issues to the peer again", cmdResync},
+		{"check", "check the sync user's Jira permissions for the enabled features", cmdCheck},
 	}
 }
 

@@ -84,7 +84,9 @@ type Options struct {
 	// paging follows what it returns. Default 100.
 	PageSize int
 	// Collectors add kinds of changes (comments, attachments, watchers,
-	// links); the changelog collector always runs first.
+	// links); the changelog collector always runs first. Nil means the
+	// ones the sync definition switches on (ContentCollectors); an empty
+	// non-nil list means none.
 	Collectors []Collector
 
 	// beforeCommit, when set (tests), runs inside each per-issue write
@@ -107,6 +109,7 @@ type Detector struct {
 	o          Options
 	log        *slog.Logger
 	collectors []Collector
+	stats      *ContentStats
 
 	mu      sync.Mutex
 	loc     *time.Location
@@ -153,9 +156,18 @@ func New(opts Options) (*Detector, error) {
 		opts.PageSize = 100
 	}
 	d := &Detector{o: opts, loc: opts.Location, log: opts.Logger.With("component", "detect", "sync", opts.SyncID)}
+	d.stats = &ContentStats{}
+	if opts.Collectors == nil {
+		opts.Collectors = ContentCollectors(opts.Mapping.Def(), d.stats)
+	}
 	d.collectors = append([]Collector{changelogCollector{}}, opts.Collectors...)
 	return d, nil
 }
+
+// Stats counts what the content collectors left out (unmappable watchers,
+// links to issues that are not synced, filtered attachments, restricted
+// comments) since the detector was built, for status.
+func (d *Detector) Stats() *ContentStats { return d.stats }
 
 // CursorName is the store cursor holding the sync's detection cursor.
 func CursorName(syncID string) string { return "detect/" + syncID + "/updated" }
@@ -206,7 +218,7 @@ func (d *Detector) Poll(ctx context.Context) (Result, error) {
 		jql += fmt.Sprintf(` AND updated >= "%s"`, since.Format("2006/01/02 15:04"))
 	}
 	jql += " ORDER BY updated ASC"
-	newest, clean, err := d.scan(ctx, jql, &res, !hasCursor)
+	reach, err := d.scan(ctx, jql, &res, !hasCursor)
 	if err != nil {
 		return res, err
 	}
@@ -214,8 +226,8 @@ func (d *Detector) Poll(ctx context.Context) (Result, error) {
 		return res, err
 	}
 	next := cursor
-	if clean && newest.After(next) {
-		next = newest
+	if reach.After(next) {
+		next = reach
 	}
 	// Without any issue seen yet (an empty project, or an initial scan
 	// that was disturbed) there is nothing to anchor the cursor to: the
@@ -242,7 +254,7 @@ func (d *Detector) PollIssue(ctx context.Context, idOrKey string) (Result, error
 	defer d.mu.Unlock()
 	var res Result
 	jql := fmt.Sprintf("(%s) AND %s = %s", d.o.JQL, idField(idOrKey), quote(idOrKey))
-	_, _, err := d.scan(ctx, jql, &res, false)
+	_, err := d.scan(ctx, jql, &res, false)
 	return res, err
 }
 
@@ -347,7 +359,7 @@ func dedupe(s []string) []string {
 // search pages through jql on the maxResults Jira returns and calls fn for
 // every issue, with its full changelog.
 func (d *Detector) search(ctx context.Context, jql string, fn func(*jira.Issue) error) error {
-	_, err := d.searchPages(ctx, jql, fn)
+	_, _, err := d.searchPages(ctx, jql, fn)
 	return err
 }
 
@@ -355,9 +367,12 @@ func (d *Detector) search(ctx context.Context, jql string, fn func(*jira.Issue) 
 // still while it was paged: every issue seen once and as many as Jira's
 // first total. An issue updated during paging moves to the end and may
 // push another over a page boundary unseen; then the cursor must not pass
-// it.
-func (d *Detector) searchPages(ctx context.Context, jql string, fn func(*jira.Issue) error) (clean bool, err error) {
+// it. firstMax is the newest updated time on the first page: whatever the
+// scan missed was, when that page was read, behind it in the order, so
+// the cursor may always go that far.
+func (d *Detector) searchPages(ctx context.Context, jql string, fn func(*jira.Issue) error) (clean bool, firstMax time.Time, err error) {
 	fields, expand := d.needs()
+	firstPage := true
 	seen := map[string]bool{}
 	clean = true
 	firstTotal := -1
@@ -365,7 +380,7 @@ func (d *Detector) searchPages(ctx context.Context, jql string, fn func(*jira.Is
 	for {
 		p, err := d.o.Jira.Search(ctx, jql, start, d.o.PageSize, fields, expand)
 		if err != nil {
-			return false, fmt.Errorf("search %q: %w", jql, err)
+			return false, firstMax, fmt.Errorf("search %q: %w", jql, err)
 		}
 		if firstTotal < 0 {
 			firstTotal = p.Total
@@ -377,19 +392,23 @@ func (d *Detector) searchPages(ctx context.Context, jql string, fn func(*jira.Is
 				continue
 			}
 			seen[is.ID] = true
+			if u := is.Updated(); firstPage && u.After(firstMax) {
+				firstMax = u
+			}
 			if err := d.completeChangelog(ctx, is); err != nil {
-				return false, err
+				return false, firstMax, err
 			}
 			if err := fn(is); err != nil {
-				return false, err
+				return false, firstMax, err
 			}
 		}
+		firstPage = false
 		start += len(p.Issues)
 		if len(p.Issues) == 0 || start >= p.Total {
 			if len(seen) < firstTotal || p.Total != firstTotal {
 				clean = false
 			}
-			return clean, nil
+			return clean, firstMax, nil
 		}
 	}
 }
@@ -421,10 +440,12 @@ func (d *Detector) completeChangelog(ctx context.Context, is *jira.Issue) error 
 	return nil
 }
 
-// scan processes every issue jql returns and reports the newest updated
-// time seen and whether the scan was clean.
-func (d *Detector) scan(ctx context.Context, jql string, res *Result, initial bool) (newest time.Time, clean bool, err error) {
-	clean, err = d.searchPages(ctx, jql, func(is *jira.Issue) error {
+// scan processes every issue jql returns and reports how far the cursor
+// may go: the newest updated time seen when the scan was clean, else the
+// newest of its first page.
+func (d *Detector) scan(ctx context.Context, jql string, res *Result, initial bool) (reach time.Time, err error) {
+	var newest time.Time
+	clean, firstMax, err := d.searchPages(ctx, jql, func(is *jira.Issue) error {
 		res.Issues++
 		if err := d.processIssue(ctx, is, res, mode{initial: initial}); err != nil {
 			return err
@@ -434,7 +455,10 @@ func (d *Detector) scan(ctx context.Context, jql string, res *Result, initial bo
 		}
 		return nil
 	})
-	return newest, clean, err
+	if !clean {
+		return firstMax, err
+	}
+	return newest, err
 }
 
 // mode says why an issue is processed.
@@ -469,7 +493,7 @@ func (d *Detector) recheckParked(ctx context.Context, res *Result) error {
 		}
 		done[issue] = true
 		jql := fmt.Sprintf("(%s) AND id = %s", d.o.JQL, issue)
-		if _, _, err := d.scan(ctx, jql, res, false); err != nil {
+		if _, err := d.scan(ctx, jql, res, false); err != nil {
 			return err
 		}
 	}
@@ -534,6 +558,22 @@ func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result
 		}
 		f.Sent = append(f.Sent, d.sentItem(is.ID, KindCreate, is.ID, ""), d.baseline(is))
 		found = append(found, f)
+		if f.Err == nil {
+			// Comments, attachments, watchers and links the issue already
+			// has follow its creation.
+			for _, c := range d.collectors[1:] {
+				fs, err := c.Collect(ctx, in)
+				if err != nil {
+					return fmt.Errorf("collect %s changes of %s: %w", c.Name(), is.Key, err)
+				}
+				for i := range fs {
+					if fs[i].At.Before(f.At) {
+						fs[i].At = f.At
+					}
+				}
+				found = append(found, fs...)
+			}
+		}
 	case m.resync != "":
 		f, ok, err := d.snapshot(ctx, in, wire.IssueUpdate, d.ChangeID("r"+is.ID+"/"+m.resync))
 		if err != nil {
@@ -597,7 +637,7 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 	if len(found) == 0 && len(puts) == 0 {
 		return nil
 	}
-	var changes, parked int
+	var changes, parked, recordOnly int
 	var resolve []int64
 	var record *store.Failure
 	for _, f := range found {
@@ -629,6 +669,9 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 		}
 		puts = append(puts, f.Sent...)
 		changes++
+		if f.Change.ID == "" {
+			recordOnly++
+		}
 	}
 	err := d.o.Store.Update(ctx, func(tx *store.Tx) error {
 		if d.o.beforeCommit != nil {
@@ -643,6 +686,10 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 			}
 			if f.Err != nil {
 				continue // skipped by the operator
+			}
+			if f.Change.ID == "" {
+				n++
+				continue // a record only: nothing to send
 			}
 			b, err := json.Marshal(f.Change)
 			if err != nil {
@@ -676,7 +723,7 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 	if record != nil {
 		d.log.Warn("outgoing change parked", "issue", is.Key, "change_id", record.ChangeID, "err", record.ErrorText)
 	}
-	res.Changes += changes
+	res.Changes += changes - recordOnly
 	res.Parked += parked
 	return nil
 }

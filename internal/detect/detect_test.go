@@ -524,7 +524,14 @@ func TestIssuesMovingDuringPagingAreNotLost(t *testing.T) {
 	}
 	e.jclk.Add(5 * time.Minute)
 	first = refs[0].ID
+	before, _, _ := e.det.Cursor(e.ctx)
 	e.poll()
+	// The disturbed scan still moves the cursor, but only as far as its
+	// first page reached, so polls make progress under constant edits.
+	after, _, _ := e.det.Cursor(e.ctx)
+	if !after.After(before) || !after.Before(e.jclk.Now().Add(-5*time.Minute)) {
+		t.Errorf("cursor went from %v to %v (Jira time %v)", before, after, e.jclk.Now())
+	}
 	e.jclk.Add(time.Second)
 	e.poll()
 	got := map[string]bool{}

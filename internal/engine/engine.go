@@ -58,10 +58,15 @@ type Config struct {
 	Logger   *slog.Logger
 	// Hooks reach into the applier (crash tests).
 	Hooks apply.Hooks
+	// Ticks, when set, replaces Run's poll interval ticker (tests send
+	// ticks by hand).
+	Ticks <-chan time.Time
+	// OnStep, when set, is told the outcome of every step Run makes.
+	OnStep func(StepResult, error)
 }
 
-// Poller is detection as the node uses it; *detect.Detector is one.
-type Poller interface {
+// poller is detection as the node uses it; *detect.Detector is one.
+type poller interface {
 	Poll(ctx context.Context) (detect.Result, error)
 }
 
@@ -70,7 +75,7 @@ type Node struct {
 	cfg      Config
 	log      *slog.Logger
 	detector *detect.Detector
-	poller   Poller
+	poller   poller
 	applier  *apply.Applier
 	replayer *replay.Replayer
 }
@@ -141,8 +146,9 @@ type StepResult struct {
 	Paused   bool // the sync is paused: no Jira call was made
 }
 
-// Moved reports whether the step changed anything.
-func (r StepResult) Moved() bool { return r.Detected+r.Applied+r.Parked > 0 }
+// Moved reports whether the step changed anything (a retry scheduled for
+// now counts: the next step tries again).
+func (r StepResult) Moved() bool { return r.Detected+r.Applied+r.Parked+r.Retries > 0 }
 
 // Step runs a pending resync request, one poll and one replay round. A
 // paused sync makes no Jira call at all; an authentication failure in
@@ -183,11 +189,21 @@ func (n *Node) Resume(ctx context.Context) error { return n.replayer.Resume(ctx)
 // loop goes on: the next step retries, and a pause stops Jira calls by
 // itself.
 func (n *Node) Run(ctx context.Context) error {
-	t := time.NewTicker(n.cfg.PollInterval)
-	defer t.Stop()
+	ticks := n.cfg.Ticks
+	if ticks == nil {
+		t := time.NewTicker(n.cfg.PollInterval)
+		defer t.Stop()
+		ticks = t.C
+	}
 	var lastErr string
 	for {
-		_, err := n.Step(ctx)
+		res, err := n.Step(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if n.cfg.OnStep != nil {
+			n.cfg.OnStep(res, err)
+		}
 		switch {
 		case err != nil && err.Error() != lastErr:
 			n.log.Error("sync step failed", "err", err)
@@ -199,7 +215,7 @@ func (n *Node) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-t.C:
+		case <-ticks:
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jirabridge/jirabridge/internal/engine"
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
@@ -222,5 +223,38 @@ func TestResyncRepairsDrift(t *testing.T) {
 	})
 	if v != "" {
 		t.Errorf("resync request still pending: %s", v)
+	}
+}
+
+// TestRunStepsOnEveryTick drives Run with hand-made ticks: each tick is
+// one step, and cancelling the context ends Run.
+func TestRunStepsOnEveryTick(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ticks := make(chan time.Time)
+	steps := make(chan engine.StepResult)
+	node, err := engine.NewNode(engine.Config{Store: w.a.st, Jira: w.alpha.Sync, Mapping: w.alpha.Mapping, SyncID: syncID,
+		Node: "alpha", SyncUser: enginetest.SyncUser, Location: time.UTC, Now: w.clk.Now, Ticks: ticks,
+		OnStep: func(r engine.StepResult, err error) {
+			if err != nil {
+				t.Errorf("step: %v", err)
+			}
+			steps <- r
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- node.Run(ctx) }()
+	<-steps // the first step runs at once
+	createIssue(t, person(t, w.alpha, 1), w.alpha, "Bug", map[string]any{"summary": "found by Run"})
+	ticks <- time.Now()
+	if r := <-steps; r.Detected != 1 {
+		t.Errorf("step after the tick detected %d changes, want 1", r.Detected)
+	}
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Errorf("Run returned %v, want context.Canceled", err)
 	}
 }

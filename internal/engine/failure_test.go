@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/jirabridge/jirabridge/internal/apply"
+	"github.com/jirabridge/jirabridge/internal/engine"
+	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
 	"github.com/jirabridge/jirabridge/internal/jira"
+	"github.com/jirabridge/jirabridge/internal/jirasim"
 	"github.com/jirabridge/jirabridge/internal/replay"
 	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/internal/wire"
@@ -317,4 +320,77 @@ func TestAuthenticationFailurePausesAfterOneCall(t *testing.T) {
 	}
 	w.settle()
 	mustNoDiff(t, w, ref.Key)
+}
+
+// TestTemporaryErrorsRetryAndBackOff: 503s on beta's edits are retried;
+// a 429 with Retry-After holds the change until that time has passed on
+// the bridge's clock, while nothing is parked.
+func TestTemporaryErrorsRetryAndBackOff(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	alice := person(t, w.alpha, 0)
+	ref := createIssue(t, alice, w.alpha, "Task", map[string]any{"summary": "one"})
+	w.settle()
+	betaKey := w.a.peerKey(t, ref.Key)
+
+	w.beta.Sim.AddFault(jirasim.Fault{Method: "PUT", Path: "/rest/api/2/issue/*", Status: 500, Times: 2})
+	if err := alice.EditIssue(ctx, ref.Key, map[string]any{"summary": "two"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	mustNoDiff(t, w, ref.Key)
+
+	w.beta.Sim.AddFault(jirasim.Fault{Method: "PUT", Path: "/rest/api/2/issue/*", Status: 429, RetryAfter: 30, Times: 1})
+	if err := alice.EditIssue(ctx, ref.Key, map[string]any{"summary": "three"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if _, _, f := state(t, w.beta, betaKey); f["summary"].Text() != "two" {
+		t.Errorf("summary %q before Retry-After passed, want two", f["summary"].Text())
+	}
+	w.clk.Advance(31 * time.Second)
+	w.settle()
+	mustNoDiff(t, w, ref.Key)
+	var n int
+	_ = w.b.st.View(ctx, func(tx *store.Tx) error {
+		var err error
+		n, err = tx.FailureCount(syncID)
+		return err
+	})
+	if n != 0 {
+		t.Errorf("%d failures recorded for temporary errors", n)
+	}
+}
+
+// TestParallelLanes: many issues arrive through beta's replay with several
+// workers; engine.Settle drives both nodes.
+func TestParallelLanes(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	w.b.stop()
+	w.b.start()
+	alice := person(t, w.alpha, 0)
+	var keys []string
+	for i := 0; i < 8; i++ {
+		ref := createIssue(t, alice, w.alpha, "Bug", fullFields(w.alpha, i))
+		transition(t, alice, ref.Key, "Done")
+		keys = append(keys, ref.Key)
+	}
+	parallel, err := engine.NewNode(engine.Config{Store: w.b.st, Jira: w.beta.Sync, Mapping: w.beta.Mapping, SyncID: syncID,
+		Node: "beta", SyncUser: enginetest.SyncUser, Workers: 4, BackOff: func(int) time.Duration { return 0 },
+		Location: time.UTC, Now: w.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.Settle(ctx, w.a.node, parallel); err != nil {
+		t.Fatal(err)
+	}
+	if n := issueCount(t, w.beta); n != len(keys) {
+		t.Fatalf("beta has %d issues, want %d", n, len(keys))
+	}
+	for _, k := range keys {
+		mustNoDiff(t, w, k)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/errclass"
@@ -120,6 +121,9 @@ type Mapping struct {
 	// textTarget is the local field users go to as text (policy text),
 	// "" when each user field takes its own text.
 	textTarget string
+
+	usersMu   sync.Mutex
+	userCache map[string]cachedUser // user key -> answer
 }
 
 type biMap struct{ toAlias, toLocal map[string]string }

@@ -487,3 +487,67 @@ func TestHistoryChangesWalksBack(t *testing.T) {
 	}
 	assertMappingErr(t, errs["1"], "SUP-1", "sev", "S9")
 }
+
+func TestAllValuesSkipsUnmappableLocalValues(t *testing.T) {
+	t.Parallel()
+	m := newMapping(t, testDef, people)
+	is := &jira.Issue{Key: "SUP-9", Fields: map[string]json.RawMessage{
+		"summary":           raw(`"x"`),
+		"customfield_10003": raw(`{"value":"S9"}`),
+		"customfield_10009": raw(`"incoming only"`),
+	}}
+	all, err := m.AllValues(context.Background(), is)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := all["sev"]; ok {
+		t.Errorf("unmappable sev present: %v", all["sev"])
+	}
+	if !all["summary"].Equal(wire.StringValue("x")) || !all["product"].Equal(wire.StringValue("incoming only")) {
+		t.Errorf("AllValues = %v", all)
+	}
+	if _, err := m.IssueValues(context.Background(), is); err == nil {
+		t.Errorf("IssueValues accepted an unmappable value")
+	}
+}
+
+type countingDir struct {
+	dir
+	byKey int
+}
+
+func (c *countingDir) UserByKey(ctx context.Context, k string) (jira.User, bool, error) {
+	c.byKey++
+	return c.dir.UserByKey(ctx, k)
+}
+
+func TestHistoryUserLookupsAreCached(t *testing.T) {
+	t.Parallel()
+	cd := &countingDir{dir: people}
+	m := newMapping(t, testDef, cd)
+	is := &jira.Issue{Key: "SUP-1", Fields: map[string]json.RawMessage{"assignee": raw(`{"name":"alice","key":"JIRAUSER1"}`)},
+		Changelog: &jira.Changelog{Histories: []jira.History{
+			{ID: "1", Items: []jira.HistoryItem{{Field: "assignee", From: sp("JIRAUSER2"), To: sp("JIRAUSER1")}}},
+			{ID: "2", Items: []jira.HistoryItem{{Field: "assignee", From: sp("JIRAUSER1"), To: sp("JIRAUSER2")}}},
+			{ID: "3", Items: []jira.HistoryItem{{Field: "assignee", From: sp("JIRAUSER2"), To: sp("JIRAUSER1")}}},
+		}}}
+	for range 3 {
+		got, _, err := m.HistoryChanges(context.Background(), is, nil)
+		if err != nil || len(got) != 3 {
+			t.Fatalf("HistoryChanges = %v, %v", got, err)
+		}
+		if b := got[0].Fields["assignee"].Before; b.User().Name != "bob" {
+			t.Fatalf("first before = %v, want bob", b)
+		}
+	}
+	if cd.byKey != 2 {
+		t.Errorf("%d key lookups, want 2 (one per person)", cd.byKey)
+	}
+	// Only the wanted entries are walked back to.
+	cd.byKey = 0
+	m2 := newMapping(t, testDef, cd)
+	got, _, err := m2.HistoryChanges(context.Background(), is, func(h jira.History) bool { return h.ID == "3" })
+	if err != nil || len(got) != 1 || cd.byKey != 1 {
+		t.Errorf("walk to the newest entry: %d changes, %d lookups, %v", len(got), cd.byKey, err)
+	}
+}

@@ -167,7 +167,7 @@ func (m *Mapping) decodeHistory(ctx context.Context, kind config.FieldKind, id, 
 			return nil, nil
 		}
 		if m.opts.Users != nil {
-			u, found, err := m.opts.Users.UserByKey(ctx, key)
+			u, found, err := m.userByKey(ctx, key)
 			if err != nil {
 				return nil, fmt.Errorf("look up user key %s: %w", key, err)
 			}
@@ -383,22 +383,27 @@ func (m *Mapping) UserText(u wire.User) string {
 // Fields the user policy drops are left out. Empty values and empty lists
 // are null.
 func (m *Mapping) IssueValues(ctx context.Context, is *jira.Issue) (map[string]wire.Value, error) {
-	return m.issueValues(ctx, is, func(f *Field) bool { return f.Direction.Sends() })
+	return m.issueValues(ctx, is, func(f *Field) bool { return f.Direction.Sends() }, false)
 }
 
 // AllValues is IssueValues for every mapped field whatever its direction:
 // the applier compares it with incoming values to write only differences.
+// A local value that cannot be mapped is left out rather than failing the
+// whole issue: it only means "differs", and the incoming value replaces it.
 func (m *Mapping) AllValues(ctx context.Context, is *jira.Issue) (map[string]wire.Value, error) {
-	return m.issueValues(ctx, is, func(*Field) bool { return true })
+	return m.issueValues(ctx, is, func(*Field) bool { return true }, true)
 }
 
-func (m *Mapping) issueValues(_ context.Context, is *jira.Issue, want func(*Field) bool) (map[string]wire.Value, error) {
+func (m *Mapping) issueValues(_ context.Context, is *jira.Issue, want func(*Field) bool, lenient bool) (map[string]wire.Value, error) {
 	out := map[string]wire.Value{}
 	for _, f := range m.fields {
 		if !want(f) {
 			continue
 		}
 		v, send, err := m.FieldValue(is, f)
+		if err != nil && lenient && IsMappingError(err) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -460,7 +465,15 @@ func (m *Mapping) HistoryChanges(ctx context.Context, is *jira.Issue, want func(
 		cur[f] = lv
 	}
 	hs := is.Changelog.Histories
-	for i := len(hs) - 1; i >= 0; i-- {
+	// The walk needs to go back only as far as the oldest wanted entry.
+	oldest := len(hs)
+	for i, h := range hs {
+		if want == nil || want(h) {
+			oldest = i
+			break
+		}
+	}
+	for i := len(hs) - 1; i >= oldest; i-- {
 		h := hs[i]
 		byField := map[*Field][]jira.HistoryItem{}
 		var order []*Field
@@ -582,3 +595,36 @@ func (m *Mapping) IssueState(ctx context.Context, is *jira.Issue) (st State, ok 
 	}
 	return st, true, nil
 }
+
+// userByKey resolves a user key through the directory, remembering the
+// answers for the mapping's lifetime: the changelog walk meets the same
+// few people on every poll.
+func (m *Mapping) userByKey(ctx context.Context, key string) (jira.User, bool, error) {
+	m.usersMu.Lock()
+	c, ok := m.userCache[key]
+	m.usersMu.Unlock()
+	if ok {
+		return c.u, c.found, nil
+	}
+	u, found, err := m.opts.Users.UserByKey(ctx, key)
+	if err != nil {
+		return u, found, err
+	}
+	m.usersMu.Lock()
+	if m.userCache == nil {
+		m.userCache = map[string]cachedUser{}
+	}
+	if len(m.userCache) < maxUserCache {
+		m.userCache[key] = cachedUser{u, found}
+	}
+	m.usersMu.Unlock()
+	return u, found, nil
+}
+
+type cachedUser struct {
+	u     jira.User
+	found bool
+}
+
+// maxUserCache bounds the user cache; past it, lookups go to Jira.
+const maxUserCache = 10000
