@@ -295,3 +295,36 @@ func apiAction(t *testing.T, h http.Handler, path string) int {
 	h.ServeHTTP(rec, req)
 	return rec.Code
 }
+
+// TestJiraChecker: valid credentials are ready; a wrong password is not
+// ready, and later probes make no further call to Jira.
+func TestJiraChecker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clk := enginetest.NewClock(time.Millisecond)
+	_, beta := enginetest.NewPair(t, clk)
+	if err := JiraChecker(beta.Sync, time.Hour).Check(ctx); err != nil {
+		t.Fatalf("good credentials: %v", err)
+	}
+	bad, err := jira.New(jira.Options{BaseURL: beta.URL, Username: enginetest.SyncUser, Password: "expired"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := func() int {
+		n := 0
+		for _, v := range beta.Sim.Counters() {
+			n += v
+		}
+		return n
+	}
+	ck := JiraChecker(bad, time.Nanosecond)
+	before := total()
+	for range 5 {
+		if err := ck.Check(ctx); err == nil || !strings.Contains(err.Error(), "refused the sync user's credentials") {
+			t.Fatalf("wrong password: %v", err)
+		}
+	}
+	if got := total() - before; got != 1 {
+		t.Errorf("five probes made %d Jira calls, want 1", got)
+	}
+}
