@@ -6,6 +6,7 @@
 #   mailstack.sh start DIR         install when missing, start, write DIR/env
 #   mailstack.sh stop DIR          stop both daemons and wait for them
 #   mailstack.sh restart-imap DIR  stop and start Dovecot only (tests use it)
+#   mailstack.sh flush DIR         ask Postfix to deliver its queue now
 #   mailstack.sh status DIR        exit 0 when both daemons run
 #
 # Postfix needs root. Ports are chosen free at first start and kept in DIR/env;
@@ -30,7 +31,7 @@ passvar() {
 
 die() { echo "mailstack: $*" >&2; exit 1; }
 
-usage() { die "usage: $0 start|stop|restart-imap|status DIR"; }
+usage() { die "usage: $0 start|stop|restart-imap|flush|status DIR"; }
 
 [ $# -eq 2 ] || usage
 cmd="$1"
@@ -110,7 +111,7 @@ pid_alive() {
 
 wait_gone() {
 	local pid="$1" i
-	for i in $(seq 1 100); do
+	for i in $(seq 1 "${2:-100}"); do
 		pid_alive "$pid" || return 0
 		sleep 0.05
 	done
@@ -344,6 +345,7 @@ EOF
 
 start_dovecot() {
 	pid_alive "$(dovecot_pid)" && return 0
+	rm -f "$run/master.pid" # a stale or zombie master's
 	mkdir -p "$run"
 	chmod 0755 "$run"
 	/usr/sbin/dovecot -c "$dir/dovecot/dovecot.conf" </dev/null >>"$dir/log/dovecot.out" 2>&1 ||
@@ -361,7 +363,12 @@ stop_dovecot() {
 	pid="$(dovecot_pid)"
 	pid_alive "$pid" || return 0
 	kill -TERM "$pid" 2>/dev/null || true
-	wait_gone "$pid" || { kill -KILL "$pid" 2>/dev/null || true; wait_gone "$pid" || die "dovecot (pid $pid) did not stop"; }
+	# Dovecot waits for its children; on a busy machine that can take
+	# seconds. Kill the whole process group only after 15 s.
+	wait_gone "$pid" 300 || { kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; wait_gone "$pid" || die "dovecot (pid $pid) did not stop"; }
+	# An exited master that PID 1 has not reaped yet still passes Dovecot's
+	# own "already running" check; its pid file must go.
+	rm -f "$run/master.pid"
 }
 
 start_postfix() {
@@ -444,6 +451,12 @@ restart-imap)
 	stop_dovecot
 	start_dovecot
 	wait_port "$MAILSTACK_IMAP_PORT"
+	# Deliver what Postfix deferred while Dovecot was away now.
+	/usr/sbin/postqueue -c "$dir/postfix/etc" -f || true
+	;;
+flush)
+	need_root
+	/usr/sbin/postqueue -c "$dir/postfix/etc" -f
 	;;
 status)
 	pid_alive "$(postfix_pid)" && pid_alive "$(dovecot_pid)"

@@ -174,6 +174,9 @@ func stackHarness(t testing.TB, st *mailstack.Stack, smtpMode, imapMode string) 
 			Username: "bridge-b", Password: st.Password("bridge-b"),
 			Mailbox: box, ProcessedFolder: box + "-processed", QuarantineFolder: box + "-quarantine",
 			State: imappoll.NewMemoryState(), BackOff: func(int) time.Duration { return 50 * time.Millisecond },
+			// A connection accepted by a Dovecot that is shutting down gets
+			// no greeting; give up on it quickly and reconnect.
+			Timeout: 5 * time.Second,
 		},
 		login: func(t testing.TB) *imapclient.Client {
 			return dial(t, net.JoinHostPort(st.Host, strconv.Itoa(st.IMAPPort)), "bridge-b", st.Password("bridge-b"), nil)

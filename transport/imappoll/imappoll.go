@@ -74,7 +74,10 @@ type Options struct {
 	AfterStore       string // AfterStoreMove (default) or AfterStoreDelete
 
 	// PollInterval is how often the mailbox is searched when the server has
-	// no IDLE; default 1 minute. With IDLE it is not used.
+	// no IDLE; default 1 minute. With IDLE it is a safety net: each IDLE
+	// also ends after PollInterval, so a notification the server failed to
+	// send (seen with Dovecot right after a restart) delays mail by at most
+	// this long.
 	PollInterval time.Duration
 	// IdleRestart is how long one IDLE lasts; default DefaultIdleRestart,
 	// and it must stay under 29 minutes.
@@ -341,13 +344,25 @@ func (r *Receiver) step(ctx context.Context) (*transport.Incoming, transport.Ack
 		r.attempts = 0
 	}
 	// The session is up. Anything that fails from here drops it; the next
-	// step reconnects.
+	// step reconnects. A hung server or the end of ctx interrupts the
+	// commands through the connection's deadline.
+	conn := r.conn
+	_ = conn.SetDeadline(time.Now().Add(r.opts.Timeout))
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	in, ack, wait, err := r.next(ctx)
+	interrupted := !stop()
 	if err != nil {
 		r.dropLocked()
 		r.attempts = 1
 		r.mu.Unlock()
+		if interrupted && ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
 		return nil, nil, classify(fmt.Errorf("read mailbox %s: %w", r.opts.Mailbox, err))
+	}
+	if interrupted {
+		// ctx ended just after the commands: the deadline may be set.
+		_ = conn.SetDeadline(time.Now().Add(r.opts.Timeout))
 	}
 	if in != nil || !wait {
 		r.mu.Unlock()
@@ -665,6 +680,9 @@ func (r *Receiver) wait(ctx context.Context) error {
 	}
 	// A wake-up that came in since the search (an EXISTS sent with the
 	// SEARCH or FETCH response) is kept: it ends this IDLE at once.
+	// IDLE lasts up to IdleRestart; the server's keep-alives and DONE need
+	// no read deadline.
+	_ = r.conn.SetDeadline(time.Time{})
 	idle, err := c.Idle()
 	if err != nil {
 		return fmt.Errorf("start idle: %w", err)
@@ -677,13 +695,14 @@ func (r *Receiver) wait(ctx context.Context) error {
 	case <-r.notify:
 	case <-c.Closed():
 		closed = true
-	case <-r.opts.After(r.opts.IdleRestart):
+	case <-r.opts.After(min(r.opts.IdleRestart, r.opts.PollInterval)):
 	}
 	r.mu.Lock()
 	r.idling = false
 	if closed {
 		return errors.New("connection closed during idle")
 	}
+	_ = r.conn.SetDeadline(time.Now().Add(r.opts.Timeout))
 	if err := idle.Close(); err != nil {
 		return fmt.Errorf("end idle: %w", err)
 	}

@@ -220,6 +220,7 @@ func TestIdleRestartsOnTimer(t *testing.T) {
 	var asked []time.Duration
 	r, _ := newReceiver(t, s, func(o *Options) {
 		o.IdleRestart = 20 * time.Minute
+		o.PollInterval = time.Hour
 		o.After = func(d time.Duration) <-chan time.Time {
 			mu.Lock()
 			asked = append(asked, d)
@@ -396,4 +397,25 @@ func TestNewRejectsBadOptions(t *testing.T) {
 			t.Errorf("%s: New err = %v, want one containing %q", tt.name, err, tt.want)
 		}
 	}
+}
+
+func TestIdleEndsAtPollIntervalAsSafetyNet(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, mailtest.Options{})
+	asked := make(chan time.Duration, 8)
+	r, _ := newReceiver(t, s, func(o *Options) {
+		o.PollInterval = 3 * time.Minute
+		o.After = func(d time.Duration) <-chan time.Time {
+			asked <- d
+			return nil
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Receive(ctx); close(done) }()
+	if d := <-asked; d != 3*time.Minute {
+		t.Errorf("IDLE timer = %v, want the 3m poll interval (shorter than IdleRestart)", d)
+	}
+	cancel()
+	<-done
 }
