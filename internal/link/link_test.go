@@ -203,7 +203,10 @@ func TestGapResendAndTail(t *testing.T) {
 // queues must hold every change of the peer exactly once, in issue order.
 func TestFaults(t *testing.T) {
 	t.Parallel()
-	n, issues := 2000, 200
+	n, issues := 2000, 200 // per side
+	if raceBuild {
+		n = 1200
+	}
 	if os.Getenv("JIRABRIDGE_SOAK") == "1" {
 		n, issues = 20000, 1000
 	}
@@ -214,7 +217,7 @@ func TestFaults(t *testing.T) {
 			DelayFor: 15 * time.Second, Now: clk.Now})
 	}
 	o := testOptions()
-	o.MaxBatchChanges = 10 // many envelopes, so every fault hits often
+	o.MaxBatchChanges = 15 // many envelopes, so every fault hits often
 	a.start(o)
 	b.start(o)
 	var fromA, fromB []wire.Change
@@ -230,7 +233,7 @@ func TestFaults(t *testing.T) {
 		fromA, fromB = append(fromA, ba...), append(fromB, bb...)
 		step(t, 300*time.Millisecond, a, b)
 	}
-	for range 80 { // faults go on while the gaps are repaired
+	for range 40 { // faults go on while the gaps are repaired
 		step(t, 300*time.Millisecond, a, b)
 	}
 	for _, x := range []*node{a, b} {
