@@ -50,6 +50,7 @@ import (
 
 	"github.com/jirabridge/jirabridge/internal/metrics"
 	"github.com/jirabridge/jirabridge/internal/store"
+	"github.com/jirabridge/jirabridge/internal/wire"
 	"github.com/jirabridge/jirabridge/transport"
 )
 
@@ -105,6 +106,11 @@ type Options struct {
 	SyncName string
 	Sender   transport.Sender
 	Receiver transport.Receiver
+
+	// Keyring overrides the store-backed keyring envelopes are opened
+	// with (NewKeyring); for tests and for a process that routes several
+	// syncs through one mailbox with its own keyring.
+	Keyring wire.Keyring
 
 	// Now is the clock; give the store the same one in tests.
 	Now     func() time.Time

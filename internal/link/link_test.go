@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/jirabridge/jirabridge/internal/errclass"
+	"github.com/jirabridge/jirabridge/internal/metrics"
 	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/internal/wire"
 	"github.com/jirabridge/jirabridge/transport"
 	"github.com/jirabridge/jirabridge/transport/faulty"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // run steps both nodes until they settle or rounds run out.
@@ -220,6 +222,8 @@ func TestFaults(t *testing.T) {
 	o.MaxBatchChanges = 15 // many envelopes, so every fault hits often
 	a.start(o)
 	b.start(o)
+	reg := map[*node]*metrics.Metrics{a: metrics.New(nil), b: metrics.New(nil)}
+	a.link.o.Metrics, b.link.o.Metrics = reg[a], reg[b]
 	var fromA, fromB []wire.Change
 	for round := 0; len(fromA) < n; round++ {
 		var ba, bb []wire.Change
@@ -267,6 +271,21 @@ func TestFaults(t *testing.T) {
 		if c.GapsOpened == 0 || c.ResendAsked == 0 || x.link.Counters().Resent == 0 {
 			t.Errorf("drops did not open gaps (%d) and resend requests (%d) answered by re-sends (%d)",
 				c.GapsOpened, c.ResendAsked, x.link.Counters().Resent)
+		}
+		m := reg[x.peer]
+		for _, tc := range []struct {
+			name      string
+			got, want float64
+		}{
+			{"quarantined bad_signature", testutil.ToFloat64(m.Quarantined.WithLabelValues("bad_signature")), float64(f[faulty.Corrupt])},
+			{"duplicates", testutil.ToFloat64(m.Duplicates), float64(c.Duplicates + c.StaleControls)},
+			{"gaps opened", testutil.ToFloat64(m.GapsOpened), float64(c.GapsOpened)},
+			{"resend requests asked", testutil.ToFloat64(m.ResendRequests.WithLabelValues("asked")), float64(c.ResendAsked)},
+			{"resend requests answered", testutil.ToFloat64(reg[x].ResendRequests.WithLabelValues("answered")), float64(x.link.Counters().Resent)},
+		} {
+			if tc.got != tc.want {
+				t.Errorf("%s metric %s = %v, want %v", x.peer.name, tc.name, tc.got, tc.want)
+			}
 		}
 		if len(c.Quarantined) != 1 {
 			t.Errorf("%s quarantined for reasons %v, want only bad_signature", x.peer.name, c.Quarantined)
