@@ -18,6 +18,7 @@ import (
 	"github.com/jirabridge/jirabridge/internal/wire"
 	"github.com/jirabridge/jirabridge/transport"
 	"github.com/jirabridge/jirabridge/transport/faulty"
+	"github.com/jirabridge/jirabridge/transport/memlink"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -304,6 +305,12 @@ func TestCrashRestart(t *testing.T) {
 		x.fault = faulty.New(x.sender, faulty.Options{Rates: faulty.Rates{Drop: 0.1, Duplicate: 0.1, Reorder: 0.1},
 			Seed: uint64(7 + i), Now: clk.Now})
 	}
+	// A crash between storing an envelope and acking its mail: every
+	// fifth ack is lost, so the mail comes back after the restart.
+	lost := 0
+	for _, x := range []*node{a, b} {
+		x.wrapRecv = func(r *memlink.Receiver) transport.Receiver { return &loseAcks{Receiver: r, every: 5, lost: &lost} }
+	}
 	o := testOptions()
 	a.start(o)
 	b.start(o)
@@ -336,6 +343,36 @@ func TestCrashRestart(t *testing.T) {
 	run(t, 1000, time.Second, a, b)
 	checkReplay(t, "b", b.replayed(), fromA)
 	checkReplay(t, "a", a.replayed(), fromB)
+	dups := int64(0)
+	for _, x := range []*node{a, b} {
+		for _, c := range append(x.before, x.link.Counters()) {
+			dups += c.Duplicates
+		}
+	}
+	if lost == 0 || dups == 0 {
+		t.Errorf("lost %d acks, yet no duplicates after restarts", lost)
+	}
+}
+
+// loseAcks forgets every nth ack, as a crash after the inbox commit and
+// before the mail is deleted would.
+type loseAcks struct {
+	*memlink.Receiver
+	every, n int
+	lost     *int
+}
+
+func (l *loseAcks) Poll(ctx context.Context) (*transport.Incoming, transport.AckFunc, error) {
+	in, ack, err := l.Receiver.Poll(ctx)
+	if in == nil || err != nil {
+		return in, ack, err
+	}
+	l.n++
+	if l.n%l.every == 0 {
+		*l.lost++
+		return in, func(context.Context, transport.Disposition) error { return nil }, nil
+	}
+	return in, ack, nil
 }
 
 // TestPrunedResend: b loses its store (restored from an old backup) after
