@@ -38,6 +38,34 @@
 // quarantine records, failure records (resend-pruned, chunk verification,
 // undecodable pending changes) and two cursors per sync:
 // "link/<sync>/control_out" and "link/<sync>/control_in".
+//
+// # Wiring
+//
+// One Link per sync per node, built after the handshake has written the
+// sync row (SelfNode, PeerNode) and its keys (store.Keys: SigningKey our
+// Ed25519 private key or seed, AgeIdentity our "AGE-SECRET-KEY-1...",
+// PeerSigningKey the peer's 32-byte public key, PeerAgeRecipient its
+// "age1..."):
+//
+//	snd, _ := smtpsend.New(...)
+//	l, err := link.New(ctx, link.Options{
+//		Store: st, SyncID: id, Metrics: m, Logger: log,
+//		Sender:      transport.WithRetry(snd, transport.RetryOptions{MaxAttempts: 3}),
+//		Receiver:    imapReceiver, // or a filedrop.Receiver
+//		MaxMailSize: cfg.MaxMailSize,
+//	})
+//	go l.Run(ctx)
+//
+// Bound the retry decorator (MaxAttempts): the link has its own back-off
+// and a sender that retries forever would hold its send lock. Detection
+// calls l.Wake() after the transaction that added pending changes, so a
+// change does not wait for the next tick. The replay workers read the
+// replay queue as before. `status` shows l.Status, ops polls l.Silence.
+// The link quarantines envelopes of other syncs (unknown_sync) and config
+// or handshake envelopes (unhandled_kind): a process that shares one
+// mailbox among several syncs, or carries config on it, routes each
+// incoming envelope first (wire.PeekHeader is enough to route, Open still
+// verifies) and hands the link's own to HandleIncoming.
 package link
 
 import (

@@ -3,6 +3,8 @@ package link
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"testing"
 	"time"
@@ -287,4 +289,34 @@ func randomText(n int) string {
 		b[i] = 'a' + byte(x%26)
 	}
 	return string(b)
+}
+
+func TestJoinChecks(t *testing.T) {
+	t.Parallel()
+	data := []byte("hello, attachment")
+	sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+	change := func(size int64, hash string) wire.Change {
+		return wire.Change{ID: "c", Attachment: &wire.Attachment{ID: "a", ChunkRef: "c", SHA256: hash, Size: size}}
+	}
+	for _, tc := range []struct {
+		name string
+		c    wire.Change
+		a    *assembly
+		bad  string
+	}{
+		{"ok", change(int64(len(data)), sum(data)), &assembly{parts: [][]byte{data[:5], data[5:]}}, ""},
+		{"no chunks", change(0, sum(data)), nil, "its chunks are missing"},
+		{"missing chunk", change(0, sum(data)), &assembly{parts: [][]byte{data[:5], nil}}, "chunk 1 of 2 is missing"},
+		{"bad chunk", change(0, sum(data)), &assembly{parts: [][]byte{data}, bad: "chunk 0 fails its SHA-256 check"}, "chunk 0 fails its SHA-256 check"},
+		{"bad whole", change(0, sum([]byte("other"))), &assembly{parts: [][]byte{data}}, "the joined content fails its SHA-256 check"},
+		{"bad size", change(3, sum(data)), &assembly{parts: [][]byte{data}}, "the joined content has 17 bytes, the change says 3"},
+	} {
+		got, bad := join(tc.c, tc.a)
+		if bad != tc.bad {
+			t.Errorf("%s: %q, want %q", tc.name, bad, tc.bad)
+		}
+		if bad == "" && (string(got.Attachment.Data) != string(data) || got.Attachment.ChunkRef != "") {
+			t.Errorf("%s: joined %q ref %q", tc.name, got.Attachment.Data, got.Attachment.ChunkRef)
+		}
+	}
 }
