@@ -336,7 +336,9 @@ func (l *Link) release(ctx context.Context) error {
 			c.Reassembled += cnt.Reassembled
 			c.ChunkFailures += cnt.ChunkFailures
 		})
-		l.o.Metrics.Add(metrics.ChangesReceived, float64(cnt.ChangesReleased), "all")
+		for kind, n := range cnt.kinds {
+			l.o.Metrics.Add(metrics.ChangesReceived, float64(n), kind)
+		}
 		if n == 0 {
 			return nil
 		}
@@ -522,6 +524,7 @@ func (l *Link) enqueue(tx *store.Tx, c wire.Change, cnt *Counters) error {
 		cnt.ReplayDuplicates++
 	} else {
 		cnt.ChangesReleased++
+		cnt.kind(string(c.Kind))
 	}
 	return nil
 }

@@ -446,7 +446,16 @@ type Counters struct {
 	ChunksSent        int64
 	Reassembled       int64 // chunked attachments released
 	ChunkFailures     int64 // chunked attachments that failed verification
-	BadPending        int64 // pending changes that did not decode
+	BadPending        int64 // pending changes that did not decode or fit no mail
+
+	kinds map[string]int // per change kind, within one transaction
+}
+
+func (c *Counters) kind(k string) {
+	if c.kinds == nil {
+		c.kinds = map[string]int{}
+	}
+	c.kinds[k]++
 }
 
 // Counters returns a copy of the counts.

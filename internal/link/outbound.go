@@ -91,6 +91,9 @@ func (l *Link) sealRound(tx *store.Tx) error {
 		}
 		cnt.EnvelopesSealed++
 		cnt.ChangesSealed += int64(len(changes))
+		for _, c := range changes {
+			cnt.kind(string(c.Kind))
+		}
 		l.log.Debug("envelope sealed", "seq", seq, "changes", len(changes))
 		return nil
 	}
@@ -148,6 +151,9 @@ func (l *Link) sealRound(tx *store.Tx) error {
 	}
 	if err := flush(); err != nil {
 		return err
+	}
+	for kind, n := range cnt.kinds {
+		l.o.Metrics.Add(metrics.ChangesSent, float64(n), kind)
 	}
 	l.count(func(c *Counters) {
 		c.EnvelopesSealed += cnt.EnvelopesSealed
