@@ -231,7 +231,9 @@ type Poller interface {
 }
 
 // Link runs one sync's link on one node. Its methods are safe for
-// concurrent use, but one node must run one Link per sync.
+// concurrent use, but one node must run one Link per sync. It does not own
+// its Sender and Receiver: whoever built them closes them after Run
+// returns.
 type Link struct {
 	o     Options
 	st    *store.Store
