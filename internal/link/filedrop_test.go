@@ -29,7 +29,7 @@ func TestRunOverFiledrop(t *testing.T) {
 		}
 	}
 	o := testOptions()
-	o.Linger, o.AckDelay, o.Tick, o.HeartbeatInterval = 20*time.Millisecond, 20*time.Millisecond, 10*time.Millisecond, time.Hour
+	o.Linger, o.AckDelay, o.Tick, o.HeartbeatInterval = 20*time.Millisecond, 20*time.Millisecond, 10*time.Millisecond, 50*time.Millisecond
 	start := func(n *node, out, in string) {
 		s, err := filedrop.NewSender(out, filedrop.SenderOptions{From: n.name + "@example.invalid", To: []string{n.peer.name + "@example.invalid"}})
 		if err != nil {
@@ -57,7 +57,16 @@ func TestRunOverFiledrop(t *testing.T) {
 	b.queue(fromB...)
 	deadline := time.Now().Add(30 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
-	for (len(a.replayed()) < len(fromB) || len(b.replayed()) < len(fromA)) && time.Now().Before(deadline) {
+	done2 := func() bool {
+		for _, n := range []*node{a, b} {
+			s := n.status()
+			if s.Counters.ControlsReceived == 0 || s.HighestAcked != s.HighestAssigned {
+				return false
+			}
+		}
+		return len(a.replayed()) >= len(fromB) && len(b.replayed()) >= len(fromA)
+	}
+	for !done2() && time.Now().Before(deadline) {
 		<-tick.C
 	}
 	tick.Stop()

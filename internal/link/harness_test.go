@@ -56,6 +56,10 @@ type node struct {
 	fault  *faulty.Sender
 	sender transport.Sender // what the link sends with
 	opts   Options          // template for the link's options
+	// wrapRecv, when set, wraps each new receiver (to lose acks, ...).
+	wrapRecv func(*memlink.Receiver) transport.Receiver
+	// before holds the counters of links this node ran before a restart.
+	before []Counters
 }
 
 func openStore(t testing.TB, path string, clk *clock) *store.Store {
@@ -134,6 +138,9 @@ func (n *node) start(o Options) {
 		o.Sender = n.fault
 	}
 	o.Receiver = n.in.NewReceiver()
+	if n.wrapRecv != nil {
+		o.Receiver = n.wrapRecv(o.Receiver.(*memlink.Receiver))
+	}
 	l, err := New(context.Background(), o)
 	if err != nil {
 		n.t.Fatalf("new link %s: %v", n.name, err)
@@ -145,6 +152,7 @@ func (n *node) start(o Options) {
 // new link: what a crashed and restarted bridge does.
 func (n *node) restart() {
 	n.t.Helper()
+	n.before = append(n.before, n.link.Counters())
 	n.link.o.Receiver.Close()
 	if err := n.st.Close(); err != nil {
 		n.t.Fatal(err)

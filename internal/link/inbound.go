@@ -28,13 +28,18 @@ const (
 const kindPruned = "pruned"
 
 // HandleIncoming opens one envelope from the transport and stores it, or
-// quarantines it, then calls ack exactly once, except when the keyring
-// could not answer: then the envelope is kept in memory and tried again at
-// the next Step (the mail stays in the mailbox, so a crash meanwhile only
-// delivers it again). Run and Step call it; callers with their own receive
-// loop may too.
+// quarantines it, then calls ack exactly once, except when the keyring or
+// the store could not answer (wire.ErrKeyring, a store error): then the
+// envelope is kept in memory, unacked, and tried again at the next Step
+// (the mail stays in the mailbox, so a crash meanwhile only delivers it
+// again). Run and Step call it; callers with their own receive loop may
+// too.
 func (l *Link) HandleIncoming(ctx context.Context, in *transport.Incoming, ack transport.AckFunc) error {
-	env, err := l.keys.open(in.Sealed, l.keys)
+	var kr wire.Keyring = l.keys
+	if l.o.Keyring != nil {
+		kr = l.o.Keyring
+	}
+	env, err := l.keys.open(in.Sealed, kr)
 	if errors.Is(err, wire.ErrKeyring) {
 		l.count(func(c *Counters) { c.KeyringRetries++ })
 		l.keep(in, ack)
@@ -331,7 +336,9 @@ func (l *Link) release(ctx context.Context) error {
 			c.Reassembled += cnt.Reassembled
 			c.ChunkFailures += cnt.ChunkFailures
 		})
-		l.o.Metrics.Add(metrics.ChangesReceived, float64(cnt.ChangesReleased), "all")
+		for kind, n := range cnt.kinds {
+			l.o.Metrics.Add(metrics.ChangesReceived, float64(n), kind)
+		}
 		if n == 0 {
 			return nil
 		}
@@ -358,7 +365,10 @@ func (l *Link) releaseRound(tx *store.Tx, cnt *Counters) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	keys := txKeyring{k: l.keys, tx: tx}
+	var keys wire.Keyring = txKeyring{k: l.keys, tx: tx}
+	if l.o.Keyring != nil {
+		keys = l.o.Keyring
+	}
 	chunks := map[string]*assembly{}
 	marked := 0
 	for _, e := range entries {
@@ -514,6 +524,7 @@ func (l *Link) enqueue(tx *store.Tx, c wire.Change, cnt *Counters) error {
 		cnt.ReplayDuplicates++
 	} else {
 		cnt.ChangesReleased++
+		cnt.kind(string(c.Kind))
 	}
 	return nil
 }

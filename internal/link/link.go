@@ -38,6 +38,34 @@
 // quarantine records, failure records (resend-pruned, chunk verification,
 // undecodable pending changes) and two cursors per sync:
 // "link/<sync>/control_out" and "link/<sync>/control_in".
+//
+// # Wiring
+//
+// One Link per sync per node, built after the handshake has written the
+// sync row (SelfNode, PeerNode) and its keys (store.Keys: SigningKey our
+// Ed25519 private key or seed, AgeIdentity our "AGE-SECRET-KEY-1...",
+// PeerSigningKey the peer's 32-byte public key, PeerAgeRecipient its
+// "age1..."):
+//
+//	snd, _ := smtpsend.New(...)
+//	l, err := link.New(ctx, link.Options{
+//		Store: st, SyncID: id, Metrics: m, Logger: log,
+//		Sender:      transport.WithRetry(snd, transport.RetryOptions{MaxAttempts: 3}),
+//		Receiver:    imapReceiver, // or a filedrop.Receiver
+//		MaxMailSize: cfg.MaxMailSize,
+//	})
+//	go l.Run(ctx)
+//
+// Bound the retry decorator (MaxAttempts): the link has its own back-off
+// and a sender that retries forever would hold its send lock. Detection
+// calls l.Wake() after the transaction that added pending changes, so a
+// change does not wait for the next tick. The replay workers read the
+// replay queue as before. `status` shows l.Status, ops polls l.Silence.
+// The link quarantines envelopes of other syncs (unknown_sync) and config
+// or handshake envelopes (unhandled_kind): a process that shares one
+// mailbox among several syncs, or carries config on it, routes each
+// incoming envelope first (wire.PeekHeader is enough to route, Open still
+// verifies) and hands the link's own to HandleIncoming.
 package link
 
 import (
@@ -50,6 +78,7 @@ import (
 
 	"github.com/jirabridge/jirabridge/internal/metrics"
 	"github.com/jirabridge/jirabridge/internal/store"
+	"github.com/jirabridge/jirabridge/internal/wire"
 	"github.com/jirabridge/jirabridge/transport"
 )
 
@@ -105,6 +134,11 @@ type Options struct {
 	SyncName string
 	Sender   transport.Sender
 	Receiver transport.Receiver
+
+	// Keyring overrides the store-backed keyring envelopes are opened
+	// with (NewKeyring); for tests and for a process that routes several
+	// syncs through one mailbox with its own keyring.
+	Keyring wire.Keyring
 
 	// Now is the clock; give the store the same one in tests.
 	Now     func() time.Time
@@ -197,7 +231,9 @@ type Poller interface {
 }
 
 // Link runs one sync's link on one node. Its methods are safe for
-// concurrent use, but one node must run one Link per sync.
+// concurrent use, but one node must run one Link per sync. It does not own
+// its Sender and Receiver: whoever built them closes them after Run
+// returns.
 type Link struct {
 	o     Options
 	st    *store.Store
@@ -412,7 +448,16 @@ type Counters struct {
 	ChunksSent        int64
 	Reassembled       int64 // chunked attachments released
 	ChunkFailures     int64 // chunked attachments that failed verification
-	BadPending        int64 // pending changes that did not decode
+	BadPending        int64 // pending changes that did not decode or fit no mail
+
+	kinds map[string]int // per change kind, within one transaction
+}
+
+func (c *Counters) kind(k string) {
+	if c.kinds == nil {
+		c.kinds = map[string]int{}
+	}
+	c.kinds[k]++
 }
 
 // Counters returns a copy of the counts.

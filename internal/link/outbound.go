@@ -72,6 +72,17 @@ func (l *Link) sealRound(tx *store.Tx) error {
 			return nil
 		}
 		seq, err := l.appendChanges(tx, keys, cur.Contiguous, changes)
+		if errors.Is(err, errTooBig) && len(changes) == 1 {
+			// One change too large for any mail (not an attachment, which
+			// would be chunked): park it for the operator.
+			cnt.BadPending++
+			if _, err := tx.FailureRecord(store.Failure{SyncID: l.o.SyncID, ChangeID: changes[0].ID,
+				IssueKey: changes[0].IssueKey, Kind: string(changes[0].Kind), ErrorClass: "too_large",
+				ErrorText: err.Error()}); err != nil {
+				return err
+			}
+			return tx.PendingDelete(pendingIDs...)
+		}
 		if err != nil {
 			return err
 		}
@@ -80,6 +91,9 @@ func (l *Link) sealRound(tx *store.Tx) error {
 		}
 		cnt.EnvelopesSealed++
 		cnt.ChangesSealed += int64(len(changes))
+		for _, c := range changes {
+			cnt.kind(string(c.Kind))
+		}
 		l.log.Debug("envelope sealed", "seq", seq, "changes", len(changes))
 		return nil
 	}
@@ -138,6 +152,9 @@ func (l *Link) sealRound(tx *store.Tx) error {
 	if err := flush(); err != nil {
 		return err
 	}
+	for kind, n := range cnt.kinds {
+		l.o.Metrics.Add(metrics.ChangesSent, float64(n), kind)
+	}
 	l.count(func(c *Counters) {
 		c.EnvelopesSealed += cnt.EnvelopesSealed
 		c.ChangesSealed += cnt.ChangesSealed
@@ -168,8 +185,8 @@ func (l *Link) appendChanges(tx *store.Tx, keys sealKeys, ack uint64, changes []
 		return 0, fmt.Errorf("seal envelope %d: %w", seq, err)
 	}
 	if int64(len(sealed)) > sealedBudget(l.o.MaxMailSize) {
-		return 0, fmt.Errorf("envelope %d is %d bytes sealed, more than a mail of %d bytes carries: lower MaxBatchBytes",
-			seq, len(sealed), l.o.MaxMailSize)
+		return 0, fmt.Errorf("envelope %d is %d bytes sealed, more than a mail of %d bytes carries: %w",
+			seq, len(sealed), l.o.MaxMailSize, errTooBig)
 	}
 	got, err := tx.OutboxAppend(l.o.SyncID, wire.KindChanges, sealed)
 	if err != nil {
@@ -181,7 +198,10 @@ func (l *Link) appendChanges(tx *store.Tx, keys sealKeys, ack uint64, changes []
 	return seq, nil
 }
 
-var errBadAttachment = errors.New("bad attachment")
+var (
+	errBadAttachment = errors.New("bad attachment")
+	errTooBig        = errors.New("too large for one mail")
+)
 
 // sealChunks splits a large attachment change into chunk envelopes (one
 // chunk each, consecutive numbers) and returns the attachment change to
@@ -602,6 +622,9 @@ func (l *Link) prune(ctx context.Context) error {
 	return l.st.Update(ctx, func(tx *store.Tx) error {
 		if _, err := tx.OutboxPrune(l.o.SyncID, now.Add(-l.o.Retention)); err != nil {
 			return fmt.Errorf("link prune outbox: %w", err)
+		}
+		if _, err := tx.InboxPurge(now.Add(-l.o.Retention)); err != nil {
+			return fmt.Errorf("link purge inbox: %w", err)
 		}
 		return nil
 	})
