@@ -6,6 +6,7 @@
 #   mailstack.sh start DIR         install when missing, start, write DIR/env
 #   mailstack.sh stop DIR          stop both daemons and wait for them
 #   mailstack.sh restart-imap DIR  stop and start Dovecot only (tests use it)
+#   mailstack.sh flush DIR         ask Postfix to deliver its queue now
 #   mailstack.sh status DIR        exit 0 when both daemons run
 #
 # Postfix needs root. Ports are chosen free at first start and kept in DIR/env;
@@ -22,9 +23,15 @@ set -euo pipefail
 DOMAIN="${MAILSTACK_DOMAIN:-jirabridge.test}"
 USERS=(bridge-a bridge-b ops)
 
+# passvar prints the name of the variable that holds user $1's password.
+passvar() {
+	local v="${1^^}"
+	echo "MAILSTACK_PASS_${v//-/_}"
+}
+
 die() { echo "mailstack: $*" >&2; exit 1; }
 
-usage() { die "usage: $0 start|stop|restart-imap|status DIR"; }
+usage() { die "usage: $0 start|stop|restart-imap|flush|status DIR"; }
 
 [ $# -eq 2 ] || usage
 cmd="$1"
@@ -57,28 +64,39 @@ install_packages() {
 	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 	echo "postfix postfix/mailname string $DOMAIN" | debconf-set-selections
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >/dev/null
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# Keep the packages from starting system daemons with their /etc
+	# configs (a system Dovecot would listen on 143 and 993).
+	local rcd=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		rcd=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\nexit 101\n' >"$rcd"
+		chmod 0755 "$rcd"
+	fi
+	local rc=0
+	apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+	[ -n "$rcd" ] && rm -f "$rcd"
+	[ $rc -eq 0 ] || die "apt-get install ${missing[*]} failed (exit $rc)"
 }
 
-# port_used reports whether any TCP socket uses local port $1.
-port_used() {
-	local hex
-	hex=$(printf %04X "$1")
-	awk 'FNR>1 { split($2, a, ":"); print a[2] }' /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -qx "$hex"
-}
-
+# used_ports lists, as 4-digit hex, the local ports of all TCP sockets; read
+# once, because spawning processes per candidate port is slow on a busy
+# machine.
+used_ports=""
 taken=" "
-free_port() {
-	local p i
+# pick_port VAR sets VAR to a free loopback port unless VAR is already set.
+pick_port() {
+	local var="$1" p hex i
+	[ -n "${!var:-}" ] && return 0
+	if [ -z "$used_ports" ]; then
+		used_ports=" $(awk 'FNR>1 { split($2, a, ":"); printf "%s ", a[2] }' /proc/net/tcp /proc/net/tcp6 2>/dev/null) "
+	fi
 	for i in $(seq 1 200); do
 		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-		case "$taken" in *" $p "*) continue ;; esac
-		if ! port_used "$p"; then
-			taken="$taken$p "
-			echo "$p"
-			return 0
-		fi
+		printf -v hex '%04X' "$p"
+		case "$taken$used_ports" in *" $p "* | *" $hex "*) continue ;; esac
+		taken="$taken$p "
+		printf -v "$var" '%s' "$p"
+		return 0
 	done
 	die "no free port found"
 }
@@ -93,7 +111,7 @@ pid_alive() {
 
 wait_gone() {
 	local pid="$1" i
-	for i in $(seq 1 100); do
+	for i in $(seq 1 "${2:-100}"); do
 		pid_alive "$pid" || return 0
 		sleep 0.05
 	done
@@ -143,7 +161,7 @@ write_env() {
 		echo "MAILSTACK_CA_FILE=$dir/tls/ca.crt"
 		echo "MAILSTACK_USERS=\"${USERS[*]}\""
 		for u in "${USERS[@]}"; do
-			v="MAILSTACK_PASS_$(echo "$u" | tr 'a-z-' 'A-Z_')"
+			v="$(passvar "$u")"
 			echo "$v=${!v}"
 		done
 	} >"$dir/env.tmp"
@@ -246,7 +264,7 @@ write_dovecot() {
 	chown mail:mail "$dir/mail"
 	: >"$d/users"
 	for u in "${USERS[@]}"; do
-		v="MAILSTACK_PASS_$(echo "$u" | tr 'a-z-' 'A-Z_')"
+		v="$(passvar "$u")"
 		echo "$u:{PLAIN}${!v}::::::" >>"$d/users"
 	done
 	chown root:dovecot "$d/users"
@@ -327,6 +345,7 @@ EOF
 
 start_dovecot() {
 	pid_alive "$(dovecot_pid)" && return 0
+	rm -f "$run/master.pid" # a stale or zombie master's
 	mkdir -p "$run"
 	chmod 0755 "$run"
 	/usr/sbin/dovecot -c "$dir/dovecot/dovecot.conf" </dev/null >>"$dir/log/dovecot.out" 2>&1 ||
@@ -344,7 +363,12 @@ stop_dovecot() {
 	pid="$(dovecot_pid)"
 	pid_alive "$pid" || return 0
 	kill -TERM "$pid" 2>/dev/null || true
-	wait_gone "$pid" || { kill -KILL "$pid" 2>/dev/null || true; wait_gone "$pid" || die "dovecot (pid $pid) did not stop"; }
+	# Dovecot waits for its children; on a busy machine that can take
+	# seconds. Kill the whole process group only after 15 s.
+	wait_gone "$pid" 300 || { kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; wait_gone "$pid" || die "dovecot (pid $pid) did not stop"; }
+	# An exited master that PID 1 has not reaped yet still passes Dovecot's
+	# own "already running" check; its pid file must go.
+	rm -f "$run/master.pid"
 }
 
 start_postfix() {
@@ -378,14 +402,17 @@ do_start() {
 	load_env
 	local u v
 	# Settings from the environment win, then those of an earlier start.
-	MAILSTACK_SMTP_PORT="${MAILSTACK_SMTP_PORT:-$(free_port)}"
-	MAILSTACK_SUBMISSION_PORT="${MAILSTACK_SUBMISSION_PORT:-$(free_port)}"
-	MAILSTACK_SMTPS_PORT="${MAILSTACK_SMTPS_PORT:-$(free_port)}"
-	MAILSTACK_IMAP_PORT="${MAILSTACK_IMAP_PORT:-$(free_port)}"
-	MAILSTACK_IMAPS_PORT="${MAILSTACK_IMAPS_PORT:-$(free_port)}"
+	pick_port MAILSTACK_SMTP_PORT
+	pick_port MAILSTACK_SUBMISSION_PORT
+	pick_port MAILSTACK_SMTPS_PORT
+	pick_port MAILSTACK_IMAP_PORT
+	pick_port MAILSTACK_IMAPS_PORT
+	local rnd
+	rnd="$(openssl rand -hex 48)"
 	for u in "${USERS[@]}"; do
-		v="MAILSTACK_PASS_$(echo "$u" | tr 'a-z-' 'A-Z_')"
-		if [ -z "${!v:-}" ]; then printf -v "$v" '%s' "$(openssl rand -hex 12)"; fi
+		v="$(passvar "$u")"
+		if [ -z "${!v:-}" ]; then printf -v "$v" '%s' "${rnd:0:24}"; fi
+		rnd="${rnd:24}"
 	done
 	if pid_alive "$(postfix_pid)" && pid_alive "$(dovecot_pid)"; then
 		echo "mailstack: already running ($dir/env)"
@@ -405,8 +432,13 @@ do_start() {
 }
 
 do_stop() {
-	stop_postfix
-	stop_dovecot
+	# Both take about a second to exit; stop them side by side.
+	local rc=0
+	stop_postfix &
+	local pf=$!
+	stop_dovecot || rc=$?
+	wait "$pf" || rc=$?
+	[ $rc -eq 0 ] || exit $rc
 	if [ "$run" != "$dir/r" ]; then rm -rf "$run"; fi
 }
 
@@ -419,6 +451,12 @@ restart-imap)
 	stop_dovecot
 	start_dovecot
 	wait_port "$MAILSTACK_IMAP_PORT"
+	# Deliver what Postfix deferred while Dovecot was away now.
+	/usr/sbin/postqueue -c "$dir/postfix/etc" -f || true
+	;;
+flush)
+	need_root
+	/usr/sbin/postqueue -c "$dir/postfix/etc" -f
 	;;
 status)
 	pid_alive "$(postfix_pid)" && pid_alive "$(dovecot_pid)"

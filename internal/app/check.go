@@ -6,109 +6,77 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/jira"
 	"github.com/jirabridge/jirabridge/internal/metrics"
+	"github.com/jirabridge/jirabridge/internal/perms"
 )
 
-// newJiraClient builds the bridge's Jira client from the settings, with its
-// TLS settings and metrics.
-func newJiraClient(cfg *config.Config, m *metrics.Metrics) (*jira.Client, error) {
-	u, err := url.Parse(cfg.Jira.BaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("JIRABRIDGE_JIRA_BASE_URL: %w", err)
-	}
-	tlsCfg, err := cfg.Jira.TLSConfig(u.Hostname())
-	if err != nil {
-		return nil, err
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tlsCfg
-	o := jira.Options{
-		BaseURL: cfg.Jira.BaseURL, Username: cfg.Jira.User, Transport: tr, Timeout: cfg.Jira.Timeout,
-		OnCall: func(c jira.Call) { m.JiraCall(c.Endpoint, c.Status) },
-	}
-	if cfg.Jira.AuthMode == config.AuthBearer {
-		o.Token = cfg.Jira.Token.Reveal()
-	} else {
-		o.Password = cfg.Jira.Password.Reveal()
-	}
-	return jira.New(o)
-}
-
-// permNeed is one Jira project permission the sync user needs, and for
-// what.
-type permNeed struct {
-	key, why string
-}
-
-// neededPermissions lists what the sync user needs in the project for the
-// features the sync definition turns on.
-func neededPermissions(def *config.SyncDef) []permNeed {
-	p := []permNeed{
-		{"BROWSE_PROJECTS", "read issues (detection)"},
-		{"CREATE_ISSUES", "create the partner's new issues"},
-		{"EDIT_ISSUES", "write field changes"},
-		{"TRANSITION_ISSUES", "move issues to the mapped status"},
-	}
-	for _, f := range def.Fields {
-		if f.Local == "assignee" {
-			p = append(p, permNeed{"ASSIGN_ISSUES", "set the assignee"})
-		}
-		if f.Local == "reporter" {
-			p = append(p, permNeed{"MODIFY_REPORTER", "set the reporter"})
-		}
-	}
-	if def.Comments.Enabled {
-		p = append(p, permNeed{"ADD_COMMENTS", "add the partner's comments"},
-			permNeed{"EDIT_OWN_COMMENTS", "apply edits of synced comments"},
-			permNeed{"DELETE_OWN_COMMENTS", "apply deletions of synced comments"})
-	}
-	if def.Attachments.Enabled {
-		p = append(p, permNeed{"CREATE_ATTACHMENTS", "add the partner's attachments"},
-			permNeed{"DELETE_OWN_ATTACHMENTS", "apply deletions of synced attachments"})
-	}
-	if def.Watchers.Enabled {
-		p = append(p, permNeed{"MANAGE_WATCHERS", "add and remove watchers"})
-	}
-	if def.Links.Enabled {
-		p = append(p, permNeed{"LINK_ISSUES", "create and remove issue links"})
-	}
-	return p
-}
-
+// cmdCheck confirms the sync user's credentials with ONE call (Myself),
+// stopping at the first refusal so that a wrong password never adds up to
+// Jira's CAPTCHA lock, then asks Jira (mypermissions) whether the sync user
+// has every permission the enabled features need and prints the table.
+// Exit 0 when all is well, 1 when the credentials are refused, a permission
+// is missing or Jira cannot be asked, 2 for a configuration problem.
 func cmdCheck(env Env, args []string) int {
 	fs := newFlagSet(env, "check", "check\n\n"+
-		"Confirms the Jira credentials with ONE call (stopping at the first 401, so a\n"+
-		"wrong password never adds up to Jira's CAPTCHA lock), then lists the project\n"+
-		"permissions the sync user needs for the enabled features: present or missing.")
+		"Confirms the Jira credentials with one call (stopping at the first 401, so a\n"+
+		"wrong password never adds up to Jira's CAPTCHA lock), then asks Jira\n"+
+		"(mypermissions) whether the sync user has every permission the enabled\n"+
+		"features need and prints feature, permission, present or missing, and what\n"+
+		"to do. Exit status 1 when the credentials are refused or any is missing.")
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
+	// Only the Jira settings and the sync file matter here, so a bridge
+	// whose mail settings are not done yet can be checked already.
 	cfg, err := config.Load(env.Getenv)
-	if problems := splitProblems(err); len(problems) > 0 {
-		fmt.Fprintln(env.Stderr, "check: the configuration has problems:")
-		for _, p := range problems {
-			fmt.Fprintf(env.Stderr, "  - %s\n", p)
-		}
+	if cfg == nil || cfg.Jira.BaseURL == "" || cfg.Jira.User == "" {
+		fmt.Fprintf(env.Stderr, "check: JIRABRIDGE_JIRA_BASE_URL and JIRABRIDGE_JIRA_USER are needed: %v\n", err)
 		return ExitUsage
 	}
-	var def *config.SyncDef
-	if cfg.SyncFile != "" {
-		if def, err = config.LoadSyncFile(cfg.SyncFile); err != nil {
-			fmt.Fprintf(env.Stderr, "check: %v\n", err)
-			return ExitUsage
-		}
+	if cfg.SyncFile == "" {
+		fmt.Fprintln(env.Stderr, "check: JIRABRIDGE_SYNC_FILE is not set; the check needs the sync definition's project and features")
+		return ExitUsage
 	}
-	c, err := newJiraClient(cfg, nil)
+	def, err := config.LoadSyncFile(cfg.SyncFile)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "check: %v\n", err)
+		return ExitUsage
+	}
+	jc, err := jiraClient(cfg.Jira)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "check: %v\n", err)
 		return ExitUsage
 	}
 	ctx := ctxOf(env)
-	me, err := c.Myself(ctx)
+	if code := checkCredentials(ctx, env, jc, cfg); code != ExitOK {
+		return code
+	}
+	rows, err := perms.Check(ctx, jc, def.Project, perms.Features(def))
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "check: %v\n", err)
+		return ExitFailure
+	}
+	fmt.Fprintf(env.Stdout, "\nPermissions of %s in project %s:\n", cfg.Jira.User, def.Project)
+	if err := perms.Print(env.Stdout, rows); err != nil {
+		fmt.Fprintf(env.Stderr, "check: %v\n", err)
+		return ExitFailure
+	}
+	if m := perms.Missing(rows); len(m) > 0 {
+		fmt.Fprintf(env.Stdout, "\n%d permission(s) missing: the bridge will not start %v until they are granted.\n", len(m), perms.Blocked(rows))
+		return ExitFailure
+	}
+	fmt.Fprintln(env.Stdout, "\nAll permissions present.")
+	return ExitOK
+}
+
+// checkCredentials makes exactly one call. A 401 or 403 ends the check:
+// a second call with the same wrong password would count twice towards
+// Jira's failed-login limit.
+func checkCredentials(ctx context.Context, env Env, jc *jira.Client, cfg *config.Config) int {
+	me, err := jc.Myself(ctx)
 	if err != nil {
 		switch st := jira.StatusOf(err); st {
 		case http.StatusUnauthorized, http.StatusForbidden:
@@ -127,41 +95,36 @@ func cmdCheck(env Env, args []string) int {
 		return ExitFailure
 	}
 	fmt.Fprintf(env.Stdout, "Credentials OK: %s (%s) on %s.\n", me.Name, me.DisplayName, cfg.Jira.BaseURL)
-	if def == nil {
-		fmt.Fprintln(env.Stdout, "No sync definition (JIRABRIDGE_SYNC_FILE): permissions not checked.")
-		return ExitOK
-	}
-	return checkPermissions(ctx, env, c, cfg, def)
+	return ExitOK
 }
 
-func checkPermissions(ctx context.Context, env Env, c *jira.Client, cfg *config.Config, def *config.SyncDef) int {
-	need := neededPermissions(def)
-	keys := make([]string, len(need))
-	for i, n := range need {
-		keys[i] = n.key
-	}
-	have, err := c.MyPermissions(ctx, def.Project, keys)
+// jiraClient builds the sync user's Jira client from the settings.
+func jiraClient(j config.Jira) (*jira.Client, error) {
+	return newJiraClientOpts(j, nil)
+}
+
+// newJiraClient builds the daemon's Jira client, with its calls counted in
+// the metrics.
+func newJiraClient(cfg *config.Config, m *metrics.Metrics) (*jira.Client, error) {
+	return newJiraClientOpts(cfg.Jira, func(c jira.Call) { m.JiraCall(c.Endpoint, c.Status) })
+}
+
+func newJiraClientOpts(j config.Jira, onCall func(jira.Call)) (*jira.Client, error) {
+	u, err := url.Parse(j.BaseURL)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "check: read the permissions of %s in project %s: %v\n", cfg.Jira.User, def.Project, err)
-		return ExitFailure
+		return nil, fmt.Errorf("JIRABRIDGE_JIRA_BASE_URL: %w", err)
 	}
-	fmt.Fprintf(env.Stdout, "\nPermissions of %s in project %s:\n", cfg.Jira.User, def.Project)
-	tw := tabwriter.NewWriter(env.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  PERMISSION\tSTATE\tNEEDED TO")
-	missing := 0
-	for _, n := range need {
-		state := "present"
-		if !have[n.key] {
-			state, missing = "MISSING", missing+1
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", n.key, state, n.why)
+	tc, err := j.TLSConfig(u.Hostname())
+	if err != nil {
+		return nil, err
 	}
-	tw.Flush()
-	if missing > 0 {
-		fmt.Fprintf(env.Stdout, "\n%d permission(s) missing: a Jira administrator grants them to %s in the permission scheme of %s "+
-			"(Project settings > Permissions); changes that need them would be parked until then.\n", missing, cfg.Jira.User, def.Project)
-		return ExitFailure
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	o := jira.Options{BaseURL: j.BaseURL, Username: j.User, Transport: tr, Timeout: j.Timeout, OnCall: onCall}
+	if j.AuthMode == config.AuthBearer {
+		o.Token = j.Token.Reveal()
+	} else {
+		o.Password = j.Password.Reveal()
 	}
-	fmt.Fprintln(env.Stdout, "\nAll permissions present.")
-	return ExitOK
+	return jira.New(o)
 }

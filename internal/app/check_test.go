@@ -1,12 +1,83 @@
 package app
 
 import (
+	"bytes"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/jirabridge/jirabridge/internal/jirasim"
 )
+
+func TestCheckPrintsExactlyTheMissingPermissions(t *testing.T) {
+	sim := jirasim.New(jirasim.Options{})
+	if err := sim.CreateUser(jirasim.UserSpec{Name: "bridge", Password: "pw", DisplayName: "Bridge"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.CreateProject(jirasim.ProjectSpec{Key: "P", Name: "P", Roles: map[string][]string{"Administrators": {"bridge"}}}); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(sim)
+	t.Cleanup(hs.Close)
+	syncFile := filepath.Join(t.TempDir(), "sync.yaml")
+	if err := os.WriteFile(syncFile, []byte(`name: partner
+project: P
+issue_types: {Bug: bug}
+statuses: {To Do: todo}
+fields:
+  - {local: summary, alias: summary}
+comments: {enabled: true}
+watchers: {enabled: true}
+links: {enabled: true}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"JIRABRIDGE_JIRA_BASE_URL": hs.URL,
+		"JIRABRIDGE_JIRA_USER":     "bridge",
+		"JIRABRIDGE_JIRA_PASSWORD": "pw",
+		"JIRABRIDGE_SYNC_FILE":     syncFile,
+	}
+	run := func() (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := Main([]string{"check"}, Env{Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return env[k] }})
+		return code, out.String(), errOut.String()
+	}
+
+	code, out, errOut := run()
+	if code != ExitOK || strings.Contains(out, "MISSING") {
+		t.Fatalf("all granted: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, p := range []string{"BROWSE_PROJECTS", "ADD_COMMENTS", "MANAGE_WATCHERS", "LINK_ISSUES"} {
+		if !strings.Contains(out, p) {
+			t.Errorf("table lacks %s:\n%s", p, out)
+		}
+	}
+	if strings.Contains(out, "CREATE_ATTACHMENTS") {
+		t.Errorf("attachments are off but checked:\n%s", out)
+	}
+
+	for _, p := range []string{"MANAGE_WATCHERS", "DELETE_OWN_COMMENTS"} {
+		if err := sim.SetPermission("P", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut = run()
+	if code != ExitFailure {
+		t.Fatalf("exit %d, want %d\n%s\n%s", code, ExitFailure, out, errOut)
+	}
+	var missing []string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[2] == "MISSING" {
+			missing = append(missing, f[0]+"/"+f[1])
+		}
+	}
+	if got, want := strings.Join(missing, ","), "comments/DELETE_OWN_COMMENTS,watchers/MANAGE_WATCHERS"; got != want {
+		t.Errorf("missing %s, want %s\n%s", got, want, out)
+	}
+}
 
 func newSim(t *testing.T) (*jirasim.Server, string) {
 	t.Helper()

@@ -37,6 +37,12 @@ const (
 	SyncProperty = "jirabridge.sync"
 	// MetadataType is the historyMetadata type of the bridge's own edits.
 	MetadataType = "jirabridge"
+	// ReasonNotPaired is the errclass reason of a change of a peer issue
+	// that has no local issue yet. The replay looks for the peer's pair
+	// announcement further down the lane before it parks such a change: a
+	// person may edit a new copy before the bridge that created it has
+	// announced the pair.
+	ReasonNotPaired = "not_paired"
 )
 
 // Step names a Jira write inside one Apply, for Hooks.
@@ -77,7 +83,7 @@ type Options struct {
 	// PeerName is shown in the remote link's title; default "Partner Jira".
 	PeerName string
 	// Location is the sync user's time zone, in which JQL reads dates;
-	// default UTC.
+	// nil asks Jira (GET myself) the first time a marker search needs it.
 	Location *time.Location
 	Now      func() time.Time
 	Hooks    Hooks
@@ -93,6 +99,7 @@ type Applier struct {
 
 	mu       sync.Mutex
 	syncUser string
+	loc      *time.Location
 	graph    map[string]map[string][]jira.Transition
 }
 
@@ -123,9 +130,6 @@ func New(o Options) (*Applier, error) {
 	if o.PeerName == "" {
 		o.PeerName = "Partner Jira"
 	}
-	if o.Location == nil {
-		o.Location = time.UTC
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -133,7 +137,7 @@ func New(o Options) (*Applier, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Applier{o: o, log: o.Logger.With("component", "apply", "sync", o.SyncID),
-		syncUser: o.SyncUser, graph: map[string]map[string][]jira.Transition{}}, nil
+		syncUser: o.SyncUser, loc: o.Location, graph: map[string]map[string][]jira.Transition{}}, nil
 }
 
 // Origin is the value of the OriginProperty on an issue the bridge created.
@@ -175,7 +179,7 @@ func (a *Applier) Apply(ctx context.Context, c wire.Change) error {
 			return err
 		}
 		if !found {
-			return errclass.New(errclass.Permanent, "not_paired",
+			return errclass.New(errclass.Permanent, ReasonNotPaired,
 				fmt.Errorf("change %s of %s: the peer issue has no local issue yet (its creation was not applied)", c.ID, issueName(c)))
 		}
 		return a.update(ctx, c, p)
@@ -341,9 +345,32 @@ func (a *Applier) create(ctx context.Context, c wire.Change) error {
 		}
 		ref.Key = is.Key
 	}
+	var conflicts []store.Conflict
 	if wantStatus != "" {
-		if err := a.reachStatus(ctx, c, ref.Key, wantStatus); err != nil {
-			return err
+		move := true
+		if found {
+			// Recovered after a crash: a person may have changed the new
+			// issue's status since it was created; the newer change wins.
+			is, err := a.o.Jira.GetIssue(ctx, ref.ID, []string{"status"}, []string{"changelog"})
+			if err != nil {
+				return fmt.Errorf("read %s after a crash: %w", ref.Key, err)
+			}
+			if err := a.fullChangelog(ctx, &is); err != nil {
+				return fmt.Errorf("read history of %s after a crash: %w", ref.Key, err)
+			}
+			if cur := statusName(is); !strings.EqualFold(cur, wantStatus) {
+				curAlias, _ := a.o.Mapping.StatusAlias(cur)
+				win, cf := a.decide(ctx, is, c, "status", wire.StringValue(curAlias), wire.StringValue(c.Status), wire.Value{}, false)
+				if cf != nil {
+					conflicts = append(conflicts, *cf)
+				}
+				move = win
+			}
+		}
+		if move {
+			if err := a.reachStatus(ctx, c, ref.Key, wantStatus); err != nil {
+				return err
+			}
 		}
 	}
 	if err := a.showPair(ctx, c, ref.Key, c.IssueID, c.IssueKey); err != nil {
@@ -356,6 +383,12 @@ func (a *Applier) create(ctx context.Context, c wire.Change) error {
 		return fmt.Errorf("encode pair change: %w", err)
 	}
 	return storeErr("commit create", a.o.Store.Update(ctx, func(tx *store.Tx) error {
+		for _, cf := range conflicts {
+			cf.At = tx.Now()
+			if _, err := tx.ConflictAdd(cf); err != nil {
+				return err
+			}
+		}
 		if err := tx.PairPut(store.IssuePair{SyncID: a.o.SyncID, LocalID: ref.ID, LocalKey: ref.Key, PeerID: c.IssueID, PeerKey: c.IssueKey}); err != nil {
 			return err
 		}
@@ -377,7 +410,11 @@ func (a *Applier) findMarker(ctx context.Context, c wire.Change, intent time.Tim
 	if err != nil {
 		return jira.Ref{}, false, err
 	}
-	since := intent.Add(-time.Minute).In(a.o.Location).Format("2006-01-02 15:04")
+	loc, err := a.location(ctx)
+	if err != nil {
+		return jira.Ref{}, false, err
+	}
+	since := intent.Add(-time.Minute).In(loc).Format("2006-01-02 15:04")
 	jql := fmt.Sprintf(`project = %q AND creator = %q AND created >= %q ORDER BY created ASC`, a.o.ProjectKey, user, since)
 	var ref jira.Ref
 	found := false
@@ -401,6 +438,23 @@ func (a *Applier) findMarker(ctx context.Context, c wire.Change, intent time.Tim
 		a.log.Info("found issue created before a crash", "change_id", c.ID, "issue", ref.Key)
 	}
 	return ref, found, nil
+}
+
+func (a *Applier) location(ctx context.Context) (*time.Location, error) {
+	a.mu.Lock()
+	loc := a.loc
+	a.mu.Unlock()
+	if loc != nil {
+		return loc, nil
+	}
+	loc, err := a.o.Jira.TimeZone(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the sync user's time zone: %w", err)
+	}
+	a.mu.Lock()
+	a.loc = loc
+	a.mu.Unlock()
+	return loc, nil
 }
 
 func (a *Applier) user(ctx context.Context) (string, error) {
@@ -485,6 +539,9 @@ func (a *Applier) update(ctx context.Context, c wire.Change, p store.IssuePair) 
 	is, err := a.o.Jira.GetIssue(ctx, p.LocalID, nil, []string{"changelog"})
 	if err != nil {
 		return fmt.Errorf("read %s to apply change %s: %w", p.LocalKey, c.ID, err)
+	}
+	if err := a.fullChangelog(ctx, &is); err != nil {
+		return fmt.Errorf("read history of %s to apply change %s: %w", p.LocalKey, c.ID, err)
 	}
 	var conflicts []store.Conflict
 	meta := a.meta(c)
@@ -598,6 +655,29 @@ func (a *Applier) update(ctx context.Context, c wire.Change, p store.IssuePair) 
 	}))
 }
 
+// fullChangelog completes an issue's changelog when expand=changelog
+// returned only part of it (Jira caps it), so conflict decisions see the
+// newest entries.
+func (a *Applier) fullChangelog(ctx context.Context, is *jira.Issue) error {
+	cl := is.Changelog
+	if cl == nil || len(cl.Histories) >= cl.Total {
+		return nil
+	}
+	var all []jira.History
+	for len(all) < cl.Total {
+		page, err := a.o.Jira.Changelog(ctx, is.ID, len(all), 100)
+		if err != nil {
+			return err
+		}
+		if len(page.Histories) == 0 {
+			break
+		}
+		all = append(all, page.Histories...)
+	}
+	is.Changelog = &jira.Changelog{Total: len(all), MaxResults: len(all), Histories: all}
+	return nil
+}
+
 func statusName(is jira.Issue) string {
 	var st jira.Status
 	_, _ = is.Field("status", &st)
@@ -610,14 +690,22 @@ func statusName(is jira.Issue) string {
 // before its change (known says whether it is meaningful: statuses and
 // issue types travel without it).
 func (a *Applier) decide(ctx context.Context, is jira.Issue, c wire.Change, alias string, cur, want, before wire.Value, known bool) (bool, *store.Conflict) {
-	if known && cur.Equal(before) {
-		return true, nil // the peer saw our value: not a conflict
+	if f, ok := a.o.Mapping.FieldByAlias(alias); ok && !f.Direction.Sends() {
+		// Incoming only: local changes are never sent, so the peer's
+		// value is the truth; keeping ours would diverge for good.
+		return true, nil
 	}
 	localAt := a.lastPersonChange(ctx, is, alias)
 	if localAt.IsZero() {
 		return true, nil // nobody changed it here; the value came from the bridge
 	}
 	peerWins := c.At.After(localAt) || (c.At.Equal(localAt) && a.o.Role != store.RoleMaster)
+	if peerWins && known && cur.Equal(before) {
+		// The peer changed the value we have: it saw ours, no conflict.
+		// (Equal values are not enough on their own: a newer local
+		// change back to the old value must still win.)
+		return true, nil
+	}
 	winner := "local"
 	if peerWins {
 		winner = "peer"
@@ -638,33 +726,44 @@ func valueText(v wire.Value) string {
 // lastPersonChange returns the Jira time of the newest change of a field
 // (a mapped field's alias, or "status" or "issuetype") in the local
 // changelog made by a person: not the sync user, not tagged by the bridge.
-// Zero when there is none.
+// For fields it counts only entries that changed the field's wire value,
+// exactly what detection sends (a person re-saving labels in another order
+// changes nothing the peer would ever hear of). Zero when there is none.
 func (a *Applier) lastPersonChange(ctx context.Context, is jira.Issue, alias string) time.Time {
 	if is.Changelog == nil {
 		return time.Time{}
 	}
 	user, _ := a.user(ctx)
-	var last time.Time
-	for _, h := range is.Changelog.Histories {
+	person := func(h jira.History) bool {
 		if h.HistoryMetadata != nil && h.HistoryMetadata.Type == MetadataType {
-			continue
+			return false
 		}
-		if h.Author != nil && user != "" && (strings.EqualFold(h.Author.Name, user) || strings.EqualFold(h.Author.Key, user)) {
-			continue
-		}
-		for _, it := range h.Items {
-			match := false
-			switch alias {
-			case "status", "issuetype":
-				match = strings.EqualFold(it.Field, alias) || strings.EqualFold(it.FieldID, alias) ||
+		return h.Author == nil || user == "" || !(strings.EqualFold(h.Author.Name, user) || strings.EqualFold(h.Author.Key, user))
+	}
+	var last time.Time
+	if alias == "status" || alias == "issuetype" {
+		for _, h := range is.Changelog.Histories {
+			if !person(h) {
+				continue
+			}
+			for _, it := range h.Items {
+				match := strings.EqualFold(it.Field, alias) || strings.EqualFold(it.FieldID, alias) ||
 					(alias == "issuetype" && strings.EqualFold(it.Field, "issue type"))
-			default:
-				f, ok := a.o.Mapping.FieldByHistory(it)
-				match = ok && f.Alias == alias
+				if match && h.Created.After(last) {
+					last = h.Created.Time
+				}
 			}
-			if match && h.Created.After(last) {
-				last = h.Created.Time
-			}
+		}
+		return last
+	}
+	changes, _, err := a.o.Mapping.HistoryChanges(ctx, &is, person)
+	if err != nil {
+		a.log.Warn("cannot read the local changes of a field; treating it as unchanged here", "issue", is.Key, "field", alias, "err", err)
+		return time.Time{}
+	}
+	for _, hc := range changes {
+		if _, ok := hc.Fields[alias]; ok && hc.History.Created.After(last) {
+			last = hc.History.Created.Time
 		}
 	}
 	return last

@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/jirabridge/jirabridge/internal/apply"
+	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
 	"github.com/jirabridge/jirabridge/internal/errclass"
 	"github.com/jirabridge/jirabridge/internal/jira"
+	"github.com/jirabridge/jirabridge/internal/mapping"
 	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/internal/wire"
 )
@@ -419,5 +421,62 @@ func TestErrorsAreClassified(t *testing.T) {
 	}
 	if err := a.Apply(ctx, createChange("c10")); errclass.Of(err) != errclass.Permanent {
 		t.Errorf("field off screen: %v, want permanent", err)
+	}
+}
+
+// TestDirectionOverridesConflicts: a field that is incoming-only here
+// takes the peer's value even over a newer local change (local changes of
+// it are never sent); an outgoing-only field ignores the peer's value.
+func TestDirectionOverridesConflicts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	def := *e.beta.Def
+	def.Fields = append([]config.FieldMap(nil), e.beta.Def.Fields...)
+	for i := range def.Fields {
+		switch def.Fields[i].Alias {
+		case "ref":
+			def.Fields[i].Direction = config.DirIncoming
+		case "effort":
+			def.Fields[i].Direction = config.DirOutgoing
+		}
+	}
+	fields, err := e.beta.Sync.Fields(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mapping.New(&def, fields, mapping.Options{Users: e.beta.Sync})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := apply.New(apply.Options{Jira: e.beta.Sync, Store: e.st, SyncID: "s1", ProjectKey: "BETA", Mapping: m, Now: e.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Apply(ctx, createChange("c1")); err != nil {
+		t.Fatal(err)
+	}
+	peerAt := e.clk.Now()
+	ref, est := e.beta.Field["Partner Reference"], e.beta.Field["Estimate"]
+	if err := e.beta.Client(t, "asmith").EditIssue(ctx, "BETA-1", map[string]any{ref: "local newer", est: 7.0}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	up := wire.Change{ID: "c2", IssueID: "20001", IssueKey: "ALPHA-7", Kind: wire.IssueUpdate, At: peerAt,
+		Fields: map[string]wire.FieldChange{
+			"ref":    {Before: wire.StringValue("CR-1"), After: wire.StringValue("peer older")},
+			"effort": {Before: wire.NumberValue(3.5), After: wire.NumberValue(9)},
+		}}
+	if err := a.Apply(ctx, up); err != nil {
+		t.Fatal(err)
+	}
+	is, err := e.beta.Sync.GetIssue(ctx, "BETA-1", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := field[string](t, is, ref); got != "peer older" {
+		t.Errorf("incoming-only field = %q, want the peer's value", got)
+	}
+	if got := field[float64](t, is, est); got != 7 {
+		t.Errorf("outgoing-only field = %v, want the local 7", got)
 	}
 }

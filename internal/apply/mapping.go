@@ -26,6 +26,11 @@ type Mapping interface {
 	Incoming(ctx context.Context, issue, alias string, v wire.Value) (a mapping.Assignment, ok bool, err error)
 	// AllValues is the current wire value of every mapped field.
 	AllValues(ctx context.Context, is *jira.Issue) (map[string]wire.Value, error)
+	// HistoryChanges gives, per changelog entry that want accepts, the
+	// wire before and after of each sent field it really changed.
+	HistoryChanges(ctx context.Context, is *jira.Issue, want func(jira.History) bool) ([]mapping.HistoryChange, map[string]error, error)
+	// FieldByAlias finds a mapped field (for its direction).
+	FieldByAlias(alias string) (*mapping.Field, bool)
 	// FieldByHistory finds the mapped field a changelog item is about.
 	FieldByHistory(it jira.HistoryItem) (*mapping.Field, bool)
 }

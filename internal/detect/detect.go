@@ -84,7 +84,9 @@ type Options struct {
 	// paging follows what it returns. Default 100.
 	PageSize int
 	// Collectors add kinds of changes (comments, attachments, watchers,
-	// links); the changelog collector always runs first.
+	// links); the changelog collector always runs first. Nil means the
+	// ones the sync definition switches on (ContentCollectors); an empty
+	// non-nil list means none.
 	Collectors []Collector
 
 	// beforeCommit, when set (tests), runs inside each per-issue write
@@ -107,6 +109,7 @@ type Detector struct {
 	o          Options
 	log        *slog.Logger
 	collectors []Collector
+	stats      *ContentStats
 
 	mu      sync.Mutex
 	loc     *time.Location
@@ -153,9 +156,18 @@ func New(opts Options) (*Detector, error) {
 		opts.PageSize = 100
 	}
 	d := &Detector{o: opts, loc: opts.Location, log: opts.Logger.With("component", "detect", "sync", opts.SyncID)}
+	d.stats = &ContentStats{}
+	if opts.Collectors == nil {
+		opts.Collectors = ContentCollectors(opts.Mapping.Def(), d.stats)
+	}
 	d.collectors = append([]Collector{changelogCollector{}}, opts.Collectors...)
 	return d, nil
 }
+
+// Stats counts what the content collectors left out (unmappable watchers,
+// links to issues that are not synced, filtered attachments, restricted
+// comments) since the detector was built, for status.
+func (d *Detector) Stats() *ContentStats { return d.stats }
 
 // CursorName is the store cursor holding the sync's detection cursor.
 func CursorName(syncID string) string { return "detect/" + syncID + "/updated" }
@@ -546,6 +558,22 @@ func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result
 		}
 		f.Sent = append(f.Sent, d.sentItem(is.ID, KindCreate, is.ID, ""), d.baseline(is))
 		found = append(found, f)
+		if f.Err == nil {
+			// Comments, attachments, watchers and links the issue already
+			// has follow its creation.
+			for _, c := range d.collectors[1:] {
+				fs, err := c.Collect(ctx, in)
+				if err != nil {
+					return fmt.Errorf("collect %s changes of %s: %w", c.Name(), is.Key, err)
+				}
+				for i := range fs {
+					if fs[i].At.Before(f.At) {
+						fs[i].At = f.At
+					}
+				}
+				found = append(found, fs...)
+			}
+		}
 	case m.resync != "":
 		f, ok, err := d.snapshot(ctx, in, wire.IssueUpdate, d.ChangeID("r"+is.ID+"/"+m.resync))
 		if err != nil {
@@ -609,7 +637,7 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 	if len(found) == 0 && len(puts) == 0 {
 		return nil
 	}
-	var changes, parked int
+	var changes, parked, recordOnly int
 	var resolve []int64
 	var record *store.Failure
 	for _, f := range found {
@@ -641,6 +669,9 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 		}
 		puts = append(puts, f.Sent...)
 		changes++
+		if f.Change.ID == "" {
+			recordOnly++
+		}
 	}
 	err := d.o.Store.Update(ctx, func(tx *store.Tx) error {
 		if d.o.beforeCommit != nil {
@@ -655,6 +686,10 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 			}
 			if f.Err != nil {
 				continue // skipped by the operator
+			}
+			if f.Change.ID == "" {
+				n++
+				continue // a record only: nothing to send
 			}
 			b, err := json.Marshal(f.Change)
 			if err != nil {
@@ -688,7 +723,7 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 	if record != nil {
 		d.log.Warn("outgoing change parked", "issue", is.Key, "change_id", record.ChangeID, "err", record.ErrorText)
 	}
-	res.Changes += changes
+	res.Changes += changes - recordOnly
 	res.Parked += parked
 	return nil
 }

@@ -65,8 +65,8 @@ type Config struct {
 	OnStep func(StepResult, error)
 }
 
-// Poller is detection as the node uses it; *detect.Detector is one.
-type Poller interface {
+// poller is detection as the node uses it; *detect.Detector is one.
+type poller interface {
 	Poll(ctx context.Context) (detect.Result, error)
 }
 
@@ -75,7 +75,7 @@ type Node struct {
 	cfg      Config
 	log      *slog.Logger
 	detector *detect.Detector
-	poller   Poller
+	poller   poller
 	applier  *apply.Applier
 	replayer *replay.Replayer
 }

@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -12,17 +14,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jirabridge/jirabridge/internal/apply"
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
 	"github.com/jirabridge/jirabridge/internal/jira"
 	"github.com/jirabridge/jirabridge/internal/store"
+	"github.com/jirabridge/jirabridge/internal/wire"
 )
 
 var seedFlag = flag.Uint64("seed", 0, "seed of TestRandomizedConvergence (0: JIRABRIDGE_SEED or the time)")
 
 // TestRandomizedConvergence makes random changes by people on both sides,
 // interleaved with partial steps of the bridges (so changes cross and
-// conflict), settles, and compares every issue pair through the REST API
-// field by field after mapping. The seed is printed; rerun one with
+// conflict) and random kills of an apply right after a Jira write with a
+// restart from the database, settles, and compares every issue pair
+// through the REST API field by field after mapping; no issue may be
+// doubled. The seed is printed; rerun one with
 // -seed=N or JIRABRIDGE_SEED=N. JIRABRIDGE_SOAK=1 makes many more changes.
 func TestRandomizedConvergence(t *testing.T) {
 	t.Parallel()
@@ -54,6 +60,21 @@ func TestRandomizedConvergence(t *testing.T) {
 		for i := range s.People {
 			clients[s.Name] = append(clients[s.Name], person(t, s, i))
 		}
+	}
+	// Now and then an apply dies right after a Jira write (the step's
+	// context is cancelled, as if the process were killed) and the bridge
+	// restarts from its database.
+	var kill context.CancelFunc
+	kills := os.Getenv("JIRABRIDGE_RANDOM_KILLS") != "0"
+	for _, b := range []*bridge{w.a, w.b} {
+		b.hooks = apply.Hooks{AfterWrite: func(apply.Step, wire.Change) error {
+			if kill != nil && kills && rng.IntN(30) == 0 {
+				kill()
+				return errors.New("killed")
+			}
+			return nil
+		}}
+		b.restart()
 	}
 	made := map[string]int{}
 	for i := 0; i < changes; i++ {
@@ -93,11 +114,19 @@ func TestRandomizedConvergence(t *testing.T) {
 		// Partial progress of the bridges, so that changes cross.
 		for n := rng.IntN(3); n > 0; n-- {
 			var err error
-			switch rng.IntN(4) {
-			case 0:
-				_, err = w.a.node.Step(ctx)
-			case 1:
-				_, err = w.b.node.Step(ctx)
+			switch k := rng.IntN(4); k {
+			case 0, 1:
+				b := []*bridge{w.a, w.b}[k]
+				var kctx context.Context
+				kctx, kill = context.WithCancel(ctx)
+				_, err = b.node.Step(kctx)
+				if kctx.Err() != nil {
+					made["kill"]++
+					b.restart()
+					err = nil
+				}
+				kill()
+				kill = nil
 			case 2:
 				count(t, w.a, w.sentAB)
 				_, err = loopback(w.a, w.b)
@@ -116,14 +145,14 @@ func TestRandomizedConvergence(t *testing.T) {
 	w.settle()
 	t.Logf("people made %v; alpha sent %v, beta sent %v; final settle took %d rounds", made, w.sentAB, w.sentBA, w.settleRounds)
 	for _, b := range []*bridge{w.a, w.b} {
-		var n int
+		var fs []store.Failure
 		_ = b.st.View(ctx, func(tx *store.Tx) error {
 			var err error
-			n, err = tx.FailureCount(syncID)
+			fs, err = tx.FailureList(syncID, 100)
 			return err
 		})
-		if n != 0 {
-			t.Errorf("seed %d: %s has %d failures", seed, b.site.Name, n)
+		for _, f := range fs {
+			t.Errorf("seed %d: %s has a failure: %s %s %s: %s", seed, b.site.Name, f.ChangeID, f.IssueKey, f.Kind, f.ErrorText)
 		}
 	}
 	na, nb := issueCount(t, w.alpha), issueCount(t, w.beta)
@@ -133,7 +162,11 @@ func TestRandomizedConvergence(t *testing.T) {
 	}
 	var diffs []string
 	for _, ak := range sortedKeys(pairs) {
-		diffs = append(diffs, diffIssues(t, w, ak, pairs[ak])...)
+		d := diffIssues(t, w, ak, pairs[ak])
+		if len(d) > 0 {
+			dumpHistory(t, w, ak, pairs[ak])
+		}
+		diffs = append(diffs, d...)
 	}
 	if len(diffs) > 0 {
 		t.Fatalf("seed %d: %d differences after settling:\n%s", seed, len(diffs), strings.Join(diffs, "\n"))
@@ -282,4 +315,62 @@ func randomFields(rng *rand.Rand, s *enginetest.Site, n int) map[string]any {
 		out[k] = gens[k]()
 	}
 	return out
+}
+
+// dumpHistory logs both issues' changelogs, the changes each side received
+// for them and the conflicts, to explain a difference.
+func dumpHistory(t *testing.T, w *world, alphaKey, betaKey string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, x := range []struct {
+		s   *enginetest.Site
+		b   *bridge
+		key string
+	}{{w.alpha, w.a, alphaKey}, {w.beta, w.b, betaKey}} {
+		is, err := x.s.Sync.GetIssue(ctx, x.key, []string{"summary"}, []string{"changelog"})
+		if err != nil {
+			t.Logf("read %s: %v", x.key, err)
+			continue
+		}
+		t.Logf("== %s (id %s) changelog", x.key, is.ID)
+		for _, h := range is.Changelog.Histories {
+			who := ""
+			if h.Author != nil {
+				who = h.Author.Name
+			}
+			if h.HistoryMetadata != nil {
+				who += "[" + h.HistoryMetadata.ExtraData["change_id"] + "]"
+			}
+			for _, it := range h.Items {
+				t.Logf("   h%s %s %-22s %s: %v -> %v", h.ID, h.Created.Format("15:04:05.000"), who, it.Field, strOr(it.FromString), strOr(it.ToString))
+			}
+		}
+		_ = x.b.st.View(ctx, func(tx *store.Tx) error {
+			for _, st := range []store.ReplayState{store.ReplayApplied, store.ReplayPending, store.ReplayParked, store.ReplaySkipped} {
+				items, _ := tx.ReplayByState(syncID, st, 100000)
+				for _, it := range items {
+					var c wire.Change
+					_ = json.Unmarshal(it.Change, &c)
+					if c.IssueKey == alphaKey || c.IssueKey == betaKey || c.PeerIssueKey == x.key {
+						b, _ := json.Marshal(c.Fields)
+						t.Logf("   %s received %s %s at %s status=%q type=%q %s [%s]", x.s.Name, c.ID, c.Kind, c.At.Format("15:04:05.000"), c.Status, c.IssueType, b, st)
+					}
+				}
+			}
+			cs, _ := tx.ConflictList(syncID, 1000)
+			for _, c := range cs {
+				if c.Issue == x.key {
+					t.Logf("   conflict on %s: %s local %s@%s peer %s@%s winner %s", x.key, c.Field, c.LocalValue, c.LocalAt.Format("15:04:05.000"), c.PeerValue, c.PeerAt.Format("15:04:05.000"), c.Winner)
+				}
+			}
+			return nil
+		})
+	}
+}
+
+func strOr(p *string) string {
+	if p == nil {
+		return "<nil>"
+	}
+	return *p
 }

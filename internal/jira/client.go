@@ -56,11 +56,11 @@ type Client struct {
 // New builds a Client; it makes no call.
 func New(opts Options) (*Client, error) {
 	if opts.BaseURL == "" {
-		return nil, errors.New("jira base URL is empty: set JIRABRIDGE_JIRA_URL")
+		return nil, errors.New("jira base URL is empty: set JIRABRIDGE_JIRA_BASE_URL")
 	}
 	u, err := url.Parse(opts.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("jira base URL %q is not an http(s) URL: fix JIRABRIDGE_JIRA_URL", opts.BaseURL)
+		return nil, fmt.Errorf("jira base URL %q is not an http(s) URL: fix JIRABRIDGE_JIRA_BASE_URL", opts.BaseURL)
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 60 * time.Second

@@ -50,8 +50,8 @@ func TestBasicAndBearerAuth(t *testing.T) {
 
 func TestNewRejectsBadURL(t *testing.T) {
 	for _, u := range []string{"", "ftp://x", "not a url", "http://"} {
-		if _, err := New(Options{BaseURL: u}); err == nil || !strings.Contains(err.Error(), "JIRABRIDGE_JIRA_URL") {
-			t.Errorf("New(%q) error = %v, want one naming JIRABRIDGE_JIRA_URL", u, err)
+		if _, err := New(Options{BaseURL: u}); err == nil || !strings.Contains(err.Error(), "JIRABRIDGE_JIRA_BASE_URL") {
+			t.Errorf("New(%q) error = %v, want one naming JIRABRIDGE_JIRA_BASE_URL", u, err)
 		}
 	}
 }

@@ -37,6 +37,8 @@ type faultRule struct {
 
 // RateLimit configures a token bucket like Data Center's rate limiting:
 // Capacity tokens, refilled at FillRate tokens per Interval per user.
+// Refill follows Options.Now, so a test with a fixed clock advances it to
+// let tokens come back.
 type RateLimit struct {
 	Capacity int           `json:"capacity"`
 	FillRate int           `json:"fillRate"`

@@ -121,7 +121,7 @@ func toStrings(v any) []string {
 func (s *Server) visibleComments(c *reqCtx, is *issue) []*comment {
 	var out []*comment
 	p := s.st.Projects[is.Project]
-	for _, id := range sortedKeys(s.st.Comments) {
+	for _, id := range idsWhere(s.st.Comments, func(cm *comment) bool { return cm.Issue == is.ID }) {
 		cm := s.st.Comments[id]
 		if cm.Issue != is.ID || !s.canSeeComment(c.user, p, cm) {
 			continue
@@ -198,7 +198,7 @@ func (s *Server) linkTypeJSON(base string, lt *linkType) map[string]any {
 // linksJSON renders the issuelinks field from the point of view of is.
 func (s *Server) linksJSON(c *reqCtx, is *issue) []any {
 	out := []any{}
-	for _, id := range sortedKeys(s.st.Links) {
+	for _, id := range idsWhere(s.st.Links, func(l *issueLink) bool { return l.Inward == is.ID || l.Outward == is.ID }) {
 		l := s.st.Links[id]
 		lt := s.st.LinkTypes[l.Type]
 		if lt == nil {
@@ -339,10 +339,8 @@ func (s *Server) issueJSONFields(c *reqCtx, is *issue, fieldSpec string, expand 
 	}
 	set("subtasks", func() any {
 		out := []any{}
-		for _, id := range sortedKeys(s.st.Issues) {
-			if ch := s.st.Issues[id]; ch.Parent == is.ID {
-				out = append(out, s.issueRef(base, ch))
-			}
+		for _, id := range idsWhere(s.st.Issues, func(ch *issue) bool { return ch.Parent == is.ID }) {
+			out = append(out, s.issueRef(base, s.st.Issues[id]))
 		}
 		return out
 	})
@@ -355,10 +353,8 @@ func (s *Server) issueJSONFields(c *reqCtx, is *issue, fieldSpec string, expand 
 	})
 	set("attachment", func() any {
 		out := []any{}
-		for _, id := range sortedKeys(s.st.Attachments) {
-			if a := s.st.Attachments[id]; a.Issue == is.ID {
-				out = append(out, s.attachmentJSON(c, a))
-			}
+		for _, id := range idsWhere(s.st.Attachments, func(a *attachment) bool { return a.Issue == is.ID }) {
+			out = append(out, s.attachmentJSON(c, s.st.Attachments[id]))
 		}
 		return out
 	})

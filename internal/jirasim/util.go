@@ -88,3 +88,16 @@ func idStr(id int64) string { return strconv.FormatInt(id, 10) }
 func (s *Server) route(pattern string, anonymous bool, h handler) {
 	s.mux.HandleFunc(pattern, s.handle(anonymous, h))
 }
+
+// idsWhere returns the sorted ids of the entries that match; sorting only
+// the matches keeps rendering one issue linear in the size of the site.
+func idsWhere[V any](m map[int64]V, keep func(V) bool) []int64 {
+	var ids []int64
+	for id, v := range m {
+		if keep(v) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}

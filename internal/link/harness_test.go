@@ -43,7 +43,7 @@ func (c *clock) Advance(d time.Duration) {
 
 // node is one bridge's side: a store, keys and (when started) a link.
 type node struct {
-	t      *testing.T
+	t      testing.TB
 	name   string
 	path   string
 	clk    *clock
@@ -56,9 +56,13 @@ type node struct {
 	fault  *faulty.Sender
 	sender transport.Sender // what the link sends with
 	opts   Options          // template for the link's options
+	// wrapRecv, when set, wraps each new receiver (to lose acks, ...).
+	wrapRecv func(*memlink.Receiver) transport.Receiver
+	// before holds the counters of links this node ran before a restart.
+	before []Counters
 }
 
-func openStore(t *testing.T, path string, clk *clock) *store.Store {
+func openStore(t testing.TB, path string, clk *clock) *store.Store {
 	t.Helper()
 	st, err := store.Open(context.Background(), path, &store.Options{Now: clk.Now, NoSync: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -68,7 +72,7 @@ func openStore(t *testing.T, path string, clk *clock) *store.Store {
 }
 
 // newPair builds two nodes with exchanged keys and mailboxes in between.
-func newPair(t *testing.T, clk *clock) (*node, *node) {
+func newPair(t testing.TB, clk *clock) (*node, *node) {
 	t.Helper()
 	dir := t.TempDir()
 	a := &node{t: t, name: "node-a", path: filepath.Join(dir, "a", store.FileName), clk: clk}
@@ -98,7 +102,7 @@ func newPair(t *testing.T, clk *clock) (*node, *node) {
 	return a, b
 }
 
-func (n *node) setupSync(t *testing.T) {
+func (n *node) setupSync(t testing.TB) {
 	t.Helper()
 	err := n.st.Update(context.Background(), func(tx *store.Tx) error {
 		if err := tx.SyncPut(store.Sync{ID: testSync, Name: "test sync", Role: store.RoleMaster, ProjectKey: "P",
@@ -134,6 +138,9 @@ func (n *node) start(o Options) {
 		o.Sender = n.fault
 	}
 	o.Receiver = n.in.NewReceiver()
+	if n.wrapRecv != nil {
+		o.Receiver = n.wrapRecv(o.Receiver.(*memlink.Receiver))
+	}
 	l, err := New(context.Background(), o)
 	if err != nil {
 		n.t.Fatalf("new link %s: %v", n.name, err)
@@ -145,6 +152,7 @@ func (n *node) start(o Options) {
 // new link: what a crashed and restarted bridge does.
 func (n *node) restart() {
 	n.t.Helper()
+	n.before = append(n.before, n.link.Counters())
 	n.link.o.Receiver.Close()
 	if err := n.st.Close(); err != nil {
 		n.t.Fatal(err)
@@ -161,6 +169,15 @@ func (n *node) change(issue, i int) wire.Change {
 		Fields: map[string]wire.FieldChange{"summary": {Before: wire.StringValue("old"),
 			After: wire.StringValue(fmt.Sprintf("summary %d of issue %d %s", i, issue, strings.Repeat("x", i%200)))}},
 	}
+}
+
+// burst makes n changes over the given number of issues.
+func (n *node) burst(count, issues int) []wire.Change {
+	out := make([]wire.Change, count)
+	for i := range out {
+		out[i] = n.change(i%issues, i)
+	}
+	return out
 }
 
 // queue writes changes to pending_changes as detection does.
@@ -296,5 +313,3 @@ func checkReplay(t *testing.T, who string, got, want []wire.Change) {
 		t.Errorf("%s replay queue: %d changes out of their issue's order", who, bad)
 	}
 }
-
-func strconvItoa(v int) string { return strconv.Itoa(v) }

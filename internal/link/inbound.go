@@ -18,8 +18,8 @@ import (
 
 // Reasons for quarantining beyond wire.Reason's.
 const (
-	ReasonForeign = "foreign"       // opened, but for another sync or from another node
-	ReasonBadSeq  = "bad_seq"       // a sequence number outside its kind's range
+	ReasonForeign = "foreign"        // opened, but for another sync or from another node
+	ReasonBadSeq  = "bad_seq"        // a sequence number outside its kind's range
 	ReasonKind    = "unhandled_kind" // config/handshake envelopes reach the link
 )
 
@@ -28,18 +28,21 @@ const (
 const kindPruned = "pruned"
 
 // HandleIncoming opens one envelope from the transport and stores it, or
-// quarantines it, then calls ack exactly once, except when the keyring
-// could not answer: then the envelope is kept in memory and tried again at
-// the next Step (the mail stays in the mailbox, so a crash meanwhile only
-// delivers it again). Run and Step call it; callers with their own receive
-// loop may too.
+// quarantines it, then calls ack exactly once, except when the keyring or
+// the store could not answer (wire.ErrKeyring, a store error): then the
+// envelope is kept in memory, unacked, and tried again at the next Step
+// (the mail stays in the mailbox, so a crash meanwhile only delivers it
+// again). Run and Step call it; callers with their own receive loop may
+// too.
 func (l *Link) HandleIncoming(ctx context.Context, in *transport.Incoming, ack transport.AckFunc) error {
-	env, err := wire.Open(in.Sealed, l.keys)
+	var kr wire.Keyring = l.keys
+	if l.o.Keyring != nil {
+		kr = l.o.Keyring
+	}
+	env, err := l.keys.open(in.Sealed, kr)
 	if errors.Is(err, wire.ErrKeyring) {
 		l.count(func(c *Counters) { c.KeyringRetries++ })
-		l.mu.Lock()
-		l.retry = append(l.retry, incoming{in, ack})
-		l.mu.Unlock()
+		l.keep(in, ack)
 		l.log.Warn("keyring lookup failed, will retry", "id", in.ID, "error", err)
 		return nil
 	}
@@ -67,6 +70,14 @@ func (l *Link) HandleIncoming(ctx context.Context, in *transport.Incoming, ack t
 	}
 }
 
+// keep holds an envelope that could not be handled for a reason of ours
+// (keyring, store) to try again at the next Step, unacked.
+func (l *Link) keep(in *transport.Incoming, ack transport.AckFunc) {
+	l.mu.Lock()
+	l.retry = append(l.retry, incoming{in, ack})
+	l.mu.Unlock()
+}
+
 func (l *Link) retryKeyring(ctx context.Context) {
 	l.mu.Lock()
 	list := l.retry
@@ -88,8 +99,9 @@ func (l *Link) quarantine(ctx context.Context, in *transport.Incoming, ack trans
 		_, err := tx.QuarantineAdd(store.Quarantined{SyncID: claimed, TransportRef: in.ID, Reason: reason, Raw: in.Raw})
 		return err
 	}); err != nil {
-		// Not acked: the transport keeps the mail and delivers it again.
-		return fmt.Errorf("link quarantine %s: %w", in.ID, err)
+		// Not acked: kept to try again; the transport keeps the mail.
+		l.keep(in, ack)
+		return fmt.Errorf("link quarantine %s (kept to retry): %w", in.ID, err)
 	}
 	l.count(func(c *Counters) { c.Quarantined[reason]++ })
 	l.o.Metrics.Inc(metrics.Quarantined, reason)
@@ -128,7 +140,8 @@ func (l *Link) storeChanges(ctx context.Context, in *transport.Incoming, ack tra
 		return tx.LinkHeard(l.o.SyncID)
 	})
 	if err != nil {
-		return fmt.Errorf("link store envelope %d: %w", env.Seq, err)
+		l.keep(in, ack)
+		return fmt.Errorf("link store envelope %d (kept to retry): %w", env.Seq, err)
 	}
 	if dup {
 		l.count(func(c *Counters) { c.Duplicates++ })
@@ -144,6 +157,7 @@ func (l *Link) storeChanges(ctx context.Context, in *transport.Incoming, ack tra
 			l.o.Metrics.Counter(metrics.GapsOpened, 1)
 		}
 		l.notePeerHighest(env.Seq, max(cur.HighestSeen, cur.Contiguous))
+		l.markDirty()
 	}
 	if err := ack(ctx, transport.Stored); err != nil {
 		l.log.Warn("ack of stored envelope failed", "id", in.ID, "seq", env.Seq, "error", err)
@@ -227,7 +241,8 @@ func (l *Link) handleControl(ctx context.Context, in *transport.Incoming, ack tr
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("link handle %s control: %w", ctl.Type, err)
+		l.keep(in, ack)
+		return fmt.Errorf("link handle %s control (kept to retry): %w", ctl.Type, err)
 	}
 	if err := ack(ctx, transport.Stored); err != nil {
 		l.log.Warn("ack of control envelope failed", "id", in.ID, "error", err)
@@ -245,6 +260,7 @@ func (l *Link) handleControl(ctx context.Context, in *transport.Incoming, ack tr
 	case CtlPruned:
 		if len(inserted) > 0 {
 			l.count(func(c *Counters) { c.PrunedNotices++ })
+			l.markDirty()
 		}
 	case CtlAck, CtlHeartbeat:
 	default:
@@ -294,6 +310,13 @@ func (l *Link) acceptPruned(tx *store.Tx, ranges [][2]uint64) ([][2]uint64, erro
 // change that follows them is releasable too; then the attachment is
 // joined, verified and enqueued whole.
 func (l *Link) release(ctx context.Context) error {
+	l.mu.Lock()
+	dirty := l.releaseDirty
+	l.releaseDirty = false
+	l.mu.Unlock()
+	if !dirty {
+		return nil
+	}
 	for range 10000 {
 		var n int
 		var cnt Counters
@@ -304,6 +327,7 @@ func (l *Link) release(ctx context.Context) error {
 			return err
 		})
 		if err != nil {
+			l.markDirty()
 			return fmt.Errorf("link release: %w", err)
 		}
 		l.count(func(c *Counters) {
@@ -312,12 +336,21 @@ func (l *Link) release(ctx context.Context) error {
 			c.Reassembled += cnt.Reassembled
 			c.ChunkFailures += cnt.ChunkFailures
 		})
-		l.o.Metrics.Add(metrics.ChangesReceived, float64(cnt.ChangesReleased), "all")
+		for kind, n := range cnt.kinds {
+			l.o.Metrics.Add(metrics.ChangesReceived, float64(n), kind)
+		}
 		if n == 0 {
 			return nil
 		}
 	}
 	return nil
+}
+
+// markDirty makes the next step look for releasable envelopes.
+func (l *Link) markDirty() {
+	l.mu.Lock()
+	l.releaseDirty = true
+	l.mu.Unlock()
 }
 
 type assembly struct {
@@ -332,7 +365,10 @@ func (l *Link) releaseRound(tx *store.Tx, cnt *Counters) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	keys := txKeyring{tx: tx, sync: l.o.SyncID}
+	var keys wire.Keyring = txKeyring{k: l.keys, tx: tx}
+	if l.o.Keyring != nil {
+		keys = l.o.Keyring
+	}
 	chunks := map[string]*assembly{}
 	marked := 0
 	for _, e := range entries {
@@ -354,7 +390,7 @@ func (l *Link) releaseRound(tx *store.Tx, cnt *Counters) (int, error) {
 			marked++
 			continue
 		}
-		env, err := wire.Open(e.Sealed, keys)
+		env, err := l.keys.open(e.Sealed, keys)
 		if err != nil {
 			// It opened when it was stored: only the keyring can fail now.
 			return 0, fmt.Errorf("reopen inbox envelope %d: %w", e.Seq, err)
@@ -488,6 +524,7 @@ func (l *Link) enqueue(tx *store.Tx, c wire.Change, cnt *Counters) error {
 		cnt.ReplayDuplicates++
 	} else {
 		cnt.ChangesReleased++
+		cnt.kind(string(c.Kind))
 	}
 	return nil
 }

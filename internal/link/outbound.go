@@ -72,6 +72,17 @@ func (l *Link) sealRound(tx *store.Tx) error {
 			return nil
 		}
 		seq, err := l.appendChanges(tx, keys, cur.Contiguous, changes)
+		if errors.Is(err, errTooBig) && len(changes) == 1 {
+			// One change too large for any mail (not an attachment, which
+			// would be chunked): park it for the operator.
+			cnt.BadPending++
+			if _, err := tx.FailureRecord(store.Failure{SyncID: l.o.SyncID, ChangeID: changes[0].ID,
+				IssueKey: changes[0].IssueKey, Kind: string(changes[0].Kind), ErrorClass: "too_large",
+				ErrorText: err.Error()}); err != nil {
+				return err
+			}
+			return tx.PendingDelete(pendingIDs...)
+		}
 		if err != nil {
 			return err
 		}
@@ -80,6 +91,9 @@ func (l *Link) sealRound(tx *store.Tx) error {
 		}
 		cnt.EnvelopesSealed++
 		cnt.ChangesSealed += int64(len(changes))
+		for _, c := range changes {
+			cnt.kind(string(c.Kind))
+		}
 		l.log.Debug("envelope sealed", "seq", seq, "changes", len(changes))
 		return nil
 	}
@@ -138,6 +152,9 @@ func (l *Link) sealRound(tx *store.Tx) error {
 	if err := flush(); err != nil {
 		return err
 	}
+	for kind, n := range cnt.kinds {
+		l.o.Metrics.Add(metrics.ChangesSent, float64(n), kind)
+	}
 	l.count(func(c *Counters) {
 		c.EnvelopesSealed += cnt.EnvelopesSealed
 		c.ChangesSealed += cnt.ChangesSealed
@@ -168,8 +185,8 @@ func (l *Link) appendChanges(tx *store.Tx, keys sealKeys, ack uint64, changes []
 		return 0, fmt.Errorf("seal envelope %d: %w", seq, err)
 	}
 	if int64(len(sealed)) > sealedBudget(l.o.MaxMailSize) {
-		return 0, fmt.Errorf("envelope %d is %d bytes sealed, more than a mail of %d bytes carries: lower MaxBatchBytes",
-			seq, len(sealed), l.o.MaxMailSize)
+		return 0, fmt.Errorf("envelope %d is %d bytes sealed, more than a mail of %d bytes carries: %w",
+			seq, len(sealed), l.o.MaxMailSize, errTooBig)
 	}
 	got, err := tx.OutboxAppend(l.o.SyncID, wire.KindChanges, sealed)
 	if err != nil {
@@ -181,7 +198,10 @@ func (l *Link) appendChanges(tx *store.Tx, keys sealKeys, ack uint64, changes []
 	return seq, nil
 }
 
-var errBadAttachment = errors.New("bad attachment")
+var (
+	errBadAttachment = errors.New("bad attachment")
+	errTooBig        = errors.New("too large for one mail")
+)
 
 // sealChunks splits a large attachment change into chunk envelopes (one
 // chunk each, consecutive numbers) and returns the attachment change to
@@ -244,6 +264,18 @@ func (l *Link) sendUnsent(ctx context.Context) error {
 	return nil
 }
 
+// errBackingOff: a control was not sent because the sender is backing
+// off; the state that wanted it wants it again later.
+var errBackingOff = errors.New("sender backing off")
+
+// send serialises sends: the receive goroutine answers resend requests
+// while Step sends, and transports need not be safe for concurrent use.
+func (l *Link) send(ctx context.Context, o transport.Outgoing) error {
+	l.sendM.Lock()
+	defer l.sendM.Unlock()
+	return l.o.Sender.Send(ctx, o)
+}
+
 func (l *Link) waitUntil() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -254,7 +286,7 @@ func (l *Link) waitUntil() time.Time {
 // the result. A retryable error backs the sender off and is returned so
 // the round stops; a permanent one is recorded as a failure too.
 func (l *Link) sendEntry(ctx context.Context, e store.OutboxEntry) error {
-	err := l.o.Sender.Send(ctx, transport.Outgoing{Meta: l.meta(e.Seq, e.Kind), Sealed: e.Sealed})
+	err := l.send(ctx, transport.Outgoing{Meta: l.meta(e.Seq, e.Kind), Sealed: e.Sealed})
 	if err != nil {
 		l.sendFailed(ctx, err)
 		if uerr := l.st.Update(ctx, func(tx *store.Tx) error {
@@ -355,7 +387,7 @@ type Control struct {
 // it is lost, the state that caused it causes it again.
 func (l *Link) sendControl(ctx context.Context, typ string, ranges [][2]uint64) error {
 	if l.o.Now().Before(l.waitUntil()) {
-		return errclass.New(errclass.Temporary, "send_backoff", errors.New("link send control: sender backing off"))
+		return errBackingOff
 	}
 	var sealed []byte
 	var seq, ack uint64
@@ -396,7 +428,7 @@ func (l *Link) sendControl(ctx context.Context, typ string, ranges [][2]uint64) 
 	if err != nil {
 		return fmt.Errorf("link seal %s control: %w", typ, err)
 	}
-	if err := l.o.Sender.Send(ctx, transport.Outgoing{Meta: l.meta(seq, wire.KindControl), Sealed: sealed}); err != nil {
+	if err := l.send(ctx, transport.Outgoing{Meta: l.meta(seq, wire.KindControl), Sealed: sealed}); err != nil {
 		l.sendFailed(ctx, err)
 		return fmt.Errorf("link send %s control: %w", typ, err)
 	}
@@ -590,6 +622,9 @@ func (l *Link) prune(ctx context.Context) error {
 	return l.st.Update(ctx, func(tx *store.Tx) error {
 		if _, err := tx.OutboxPrune(l.o.SyncID, now.Add(-l.o.Retention)); err != nil {
 			return fmt.Errorf("link prune outbox: %w", err)
+		}
+		if _, err := tx.InboxPurge(now.Add(-l.o.Retention)); err != nil {
+			return fmt.Errorf("link purge inbox: %w", err)
 		}
 		return nil
 	})

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jirabridge/jirabridge/internal/apply"
 	"github.com/jirabridge/jirabridge/internal/errclass"
 	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/internal/wire"
@@ -39,7 +40,9 @@ type Options struct {
 	Applier Applier
 	// Workers is how many lanes are applied in parallel; default 4. With
 	// 1, lanes are applied one after the other in queue order, which makes
-	// a round deterministic (tests).
+	// a round deterministic (tests). After an authentication failure no
+	// worker starts another change, but calls already in flight on other
+	// lanes finish (and fail): with N workers at most N calls fail.
 	Workers int
 	// BackOff is the wait before the next try after the n-th temporary
 	// failure (n from 1); default 2s doubling up to 5 minutes. Tests give a
@@ -238,6 +241,19 @@ func (r *Replayer) one(ctx context.Context, item store.ReplayItem, res *Result) 
 		c = wire.Change{ID: item.ChangeID, IssueID: item.Issue}
 	} else {
 		aerr = r.o.Applier.Apply(ctx, c)
+		if errclass.ReasonOf(aerr) == apply.ReasonNotPaired {
+			// The pair announcement may sit behind this change in the
+			// lane; it does not depend on order, so it goes first.
+			ok, err := r.pairAhead(ctx, item, res)
+			if err != nil {
+				return false, err
+			}
+			if ok {
+				aerr = r.o.Applier.Apply(ctx, c)
+			} else if item.Attempts < notPairedTries {
+				aerr = errclass.New(errclass.Temporary, apply.ReasonNotPaired, aerr)
+			}
+		}
 	}
 	if aerr != nil && ctx.Err() != nil {
 		return false, nil // shutting down: the change stays pending
@@ -294,6 +310,39 @@ func (r *Replayer) one(ctx context.Context, item store.ReplayItem, res *Result) 
 			return err
 		})
 	}
+}
+
+// notPairedTries is how often a change of a peer issue with no local issue
+// is tried again (its pair announcement may still be on its way) before it
+// is parked.
+const notPairedTries = 5
+
+// pairAhead applies the first pair announcement waiting in item's lane, if
+// there is one; ok reports that it did.
+func (r *Replayer) pairAhead(ctx context.Context, item store.ReplayItem, res *Result) (bool, error) {
+	var lane []store.ReplayItem
+	if err := r.o.Store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		lane, err = tx.ReplayLane(r.o.SyncID, item.Issue)
+		return err
+	}); err != nil {
+		return false, fmt.Errorf("read lane %s: %w", item.Issue, err)
+	}
+	for _, it := range lane {
+		var c wire.Change
+		if it.ID == item.ID || it.State != store.ReplayPending || json.Unmarshal(it.Change, &c) != nil || c.Kind != wire.IssuePair {
+			continue
+		}
+		if err := r.o.Applier.Apply(ctx, c); err != nil {
+			r.log.Info("pair announcement ahead of its turn failed", "change_id", c.ID, "err", err)
+			return false, nil
+		}
+		res.Applied++
+		return true, r.update(ctx, "record applied pair "+c.ID, func(tx *store.Tx) error {
+			return tx.ReplaySetState(it.ID, store.ReplayApplied, "", time.Time{}, true)
+		})
+	}
+	return false, nil
 }
 
 func issueLabel(c wire.Change) string {

@@ -100,6 +100,10 @@ type Comment struct {
 	ID         string      `json:"id"`
 	Body       string      `json:"body,omitempty"`
 	Visibility *Visibility `json:"visibility,omitempty"`
+	// PeerID, when set, is the RECEIVING side's comment id: the change is
+	// an edit or delete a person made of the bridge's copy of a comment
+	// that came from the receiver, so it applies to the original there.
+	PeerID string `json:"peer_id,omitempty"`
 }
 
 // Visibility restricts a comment to a group or project role, as Jira does.
@@ -119,6 +123,9 @@ type Attachment struct {
 	SHA256   string `json:"sha256,omitempty"` // lowercase hex of the content
 	Data     []byte `json:"data,omitempty"`
 	ChunkRef string `json:"chunk_ref,omitempty"`
+	// PeerID, when set, is the RECEIVING side's attachment id: a delete
+	// of the bridge's copy of an attachment that came from the receiver.
+	PeerID string `json:"peer_id,omitempty"`
 }
 
 // Link is the issue link a link.* change is about.

@@ -26,7 +26,7 @@ import (
 type harness struct {
 	sendOpts smtpsend.Options
 	recvOpts imappoll.Options
-	login    func(t *testing.T) *imapclient.Client // a separate session of the receiving user
+	login    func(t testing.TB) *imapclient.Client // a separate session of the receiving user
 
 	mu       sync.Mutex
 	reported []string
@@ -137,7 +137,7 @@ func mailtestHarness(t *testing.T) *harness {
 			Mailbox: "INBOX", ProcessedFolder: "processed", QuarantineFolder: "quarantine",
 			State: imappoll.NewMemoryState(), BackOff: func(int) time.Duration { return 0 },
 		},
-		login: func(t *testing.T) *imapclient.Client {
+		login: func(t testing.TB) *imapclient.Client {
 			return dial(t, s.IMAPAddr(), "bridge-b", "bridge-b-pw", nil)
 		},
 	}
@@ -153,7 +153,7 @@ func uniqueFolder(prefix string) string {
 
 // stackHarness returns a harness on the real Postfix + Dovecot stack, in
 // folders of its own: mail to bridge-b+F lands in folder F.
-func stackHarness(t *testing.T, st *mailstack.Stack, smtpMode, imapMode string) *harness {
+func stackHarness(t testing.TB, st *mailstack.Stack, smtpMode, imapMode string) *harness {
 	t.Helper()
 	box := uniqueFolder("t")
 	sport := map[string]int{smtpsend.TLSPlain: st.SMTPPort, smtpsend.TLSStartTLS: st.SubmissionPort, smtpsend.TLSImplicit: st.SMTPSPort}[smtpMode]
@@ -174,8 +174,11 @@ func stackHarness(t *testing.T, st *mailstack.Stack, smtpMode, imapMode string) 
 			Username: "bridge-b", Password: st.Password("bridge-b"),
 			Mailbox: box, ProcessedFolder: box + "-processed", QuarantineFolder: box + "-quarantine",
 			State: imappoll.NewMemoryState(), BackOff: func(int) time.Duration { return 50 * time.Millisecond },
+			// A connection accepted by a Dovecot that is shutting down gets
+			// no greeting; give up on it quickly and reconnect.
+			Timeout: 5 * time.Second,
 		},
-		login: func(t *testing.T) *imapclient.Client {
+		login: func(t testing.TB) *imapclient.Client {
 			return dial(t, net.JoinHostPort(st.Host, strconv.Itoa(st.IMAPPort)), "bridge-b", st.Password("bridge-b"), nil)
 		},
 	}

@@ -4,7 +4,9 @@
 //
 // A mail stays in the mailbox until the caller acks it: Stored moves it to
 // the processed folder (or deletes it, by option), Quarantine moves it to the
-// quarantine folder. Mail that transport.DecodeMail rejects is quarantined
+// quarantine folder. Moves are batched per fetched batch and done at the
+// latest before the receiver waits for new mail, and in Close; until then
+// the decision is kept in the State. Mail that transport.DecodeMail rejects is quarantined
 // here and reported through Options.OnQuarantine, never returned. UIDVALIDITY
 // and the UIDs handed out and acked are tracked, so a reconnect (a server
 // restart) neither returns a mail twice nor skips one.
@@ -72,7 +74,10 @@ type Options struct {
 	AfterStore       string // AfterStoreMove (default) or AfterStoreDelete
 
 	// PollInterval is how often the mailbox is searched when the server has
-	// no IDLE; default 1 minute. With IDLE it is not used.
+	// no IDLE; default 1 minute. With IDLE it is a safety net: each IDLE
+	// also ends after PollInterval, so a notification the server failed to
+	// send (seen with Dovecot right after a restart) delays mail by at most
+	// this long.
 	PollInterval time.Duration
 	// IdleRestart is how long one IDLE lasts; default DefaultIdleRestart,
 	// and it must stay under 29 minutes.
@@ -339,13 +344,25 @@ func (r *Receiver) step(ctx context.Context) (*transport.Incoming, transport.Ack
 		r.attempts = 0
 	}
 	// The session is up. Anything that fails from here drops it; the next
-	// step reconnects.
+	// step reconnects. A hung server or the end of ctx interrupts the
+	// commands through the connection's deadline.
+	conn := r.conn
+	_ = conn.SetDeadline(time.Now().Add(r.opts.Timeout))
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	in, ack, wait, err := r.next(ctx)
+	interrupted := !stop()
 	if err != nil {
 		r.dropLocked()
 		r.attempts = 1
 		r.mu.Unlock()
+		if interrupted && ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
 		return nil, nil, classify(fmt.Errorf("read mailbox %s: %w", r.opts.Mailbox, err))
+	}
+	if interrupted {
+		// ctx ended just after the commands: the deadline may be set.
+		_ = conn.SetDeadline(time.Now().Add(r.opts.Timeout))
 	}
 	if in != nil || !wait {
 		r.mu.Unlock()
@@ -476,8 +493,12 @@ func (r *Receiver) canIdle() bool {
 // next finishes acked mails, then returns the next decodable mail, or
 // wait=true when the mailbox holds nothing new.
 func (r *Receiver) next(ctx context.Context) (in *transport.Incoming, ack transport.AckFunc, wait bool, err error) {
-	if err := r.finishDone(ctx); err != nil {
-		return nil, nil, false, err
+	// Moves are batched: decided mails are moved once the fetched batch is
+	// used up (before the next search or fetch, and so before any wait).
+	if len(r.fetched) == 0 || len(r.cursor.Done) >= r.opts.FetchBatch {
+		if err := r.finishDone(ctx); err != nil {
+			return nil, nil, false, err
+		}
 	}
 	if len(r.fetched) == 0 && len(r.queue) == 0 {
 		data, err := r.client.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
@@ -554,8 +575,7 @@ func (r *Receiver) fetch(uids []uint32) error {
 	return nil
 }
 
-// ack records the caller's decision and applies it when the session is
-// free; otherwise the receiving goroutine applies it.
+// ack records the caller's decision; see decide.
 func (r *Receiver) ack(ctx context.Context, uidValidity, uid uint32, d transport.Disposition) error {
 	dest := r.opts.ProcessedFolder
 	if d.Quarantine {
@@ -572,17 +592,12 @@ func (r *Receiver) ack(ctx context.Context, uidValidity, uid uint32, d transport
 	if d.Quarantine {
 		r.log.Info("imap mail quarantined by the caller", "uid", uid, "reason", d.Reason)
 	}
-	if err := r.decide(ctx, uid, dest); err != nil {
-		if r.client != nil && !r.idling {
-			r.dropLocked()
-		}
-		return err
-	}
-	return nil
+	return r.decide(ctx, uid, dest)
 }
 
-// decide saves the disposition of uid and, when the session is free, moves
-// or deletes the mail at once.
+// decide saves the disposition of uid. The move or delete happens in the
+// receiving goroutine's next round (batched) or in Close; an idle session is
+// woken for it.
 func (r *Receiver) decide(ctx context.Context, uid uint32, dest string) error {
 	if r.cursor.Done == nil {
 		r.cursor.Done = map[uint32]string{}
@@ -591,11 +606,10 @@ func (r *Receiver) decide(ctx context.Context, uid uint32, dest string) error {
 	if err := r.opts.State.Save(ctx, r.key, r.cursor); err != nil {
 		return errclass.New(errclass.Temporary, "imap_state", fmt.Errorf("save imap tracking state: %w", err))
 	}
-	if r.client == nil || r.idling {
+	if r.idling {
 		r.wake()
-		return nil
 	}
-	return r.finishDone(ctx)
+	return nil
 }
 
 // finishDone moves or deletes every mail in cursor.Done.
@@ -666,6 +680,9 @@ func (r *Receiver) wait(ctx context.Context) error {
 	}
 	// A wake-up that came in since the search (an EXISTS sent with the
 	// SEARCH or FETCH response) is kept: it ends this IDLE at once.
+	// IDLE lasts up to IdleRestart; the server's keep-alives and DONE need
+	// no read deadline.
+	_ = r.conn.SetDeadline(time.Time{})
 	idle, err := c.Idle()
 	if err != nil {
 		return fmt.Errorf("start idle: %w", err)
@@ -678,13 +695,14 @@ func (r *Receiver) wait(ctx context.Context) error {
 	case <-r.notify:
 	case <-c.Closed():
 		closed = true
-	case <-r.opts.After(r.opts.IdleRestart):
+	case <-r.opts.After(min(r.opts.IdleRestart, r.opts.PollInterval)):
 	}
 	r.mu.Lock()
 	r.idling = false
 	if closed {
 		return errors.New("connection closed during idle")
 	}
+	_ = r.conn.SetDeadline(time.Now().Add(r.opts.Timeout))
 	if err := idle.Close(); err != nil {
 		return fmt.Errorf("end idle: %w", err)
 	}
@@ -713,14 +731,25 @@ func (r *Receiver) dropLocked() {
 	r.queue, r.fetched = nil, nil
 }
 
-// Close logs out. Acked mails not yet moved stay in the State and are moved
-// by the next Receiver with the same State.
+// Close moves the acked mails not yet moved and logs out. What it cannot
+// move stays in the State and is moved by the next Receiver with the same
+// State.
 func (r *Receiver) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
+	var err error
+	if r.client != nil && !r.idling && len(r.cursor.Done) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), r.opts.Timeout)
+		defer cancel()
+		stop := context.AfterFunc(ctx, func() { _ = r.conn.SetDeadline(time.Now()) })
+		defer stop()
+		if err = r.finishDone(ctx); err != nil {
+			err = fmt.Errorf("move acked mails before closing (they are moved by the next receiver with the same state): %w", err)
+		}
+	}
 	r.logout()
-	return nil
+	return err
 }
 
 // classify turns an IMAP error into the errclass vocabulary.

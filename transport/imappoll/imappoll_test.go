@@ -136,11 +136,11 @@ func TestReceiveAckMovesAndQuarantines(t *testing.T) {
 			defer cancel()
 			// The unrelated mail comes first: it is quarantined before the
 			// first envelope is returned.
-			if err := s.Deliver("bridge-b", "", []byte(unrelated)); err != nil {
+			if err := s.Deliver("bridge-b", []byte(unrelated)); err != nil {
 				t.Fatal(err)
 			}
 			for seq := uint64(1); seq <= 3; seq++ {
-				if err := s.Deliver("bridge-b", "", envelopeMail(t, seq)); err != nil {
+				if err := s.Deliver("bridge-b", envelopeMail(t, seq)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -158,6 +158,9 @@ func TestReceiveAckMovesAndQuarantines(t *testing.T) {
 				if err := ack(ctx, d); err != nil {
 					t.Fatalf("ack: %v", err)
 				}
+			}
+			if err := r.Close(); err != nil { // moves what is still to move
+				t.Fatal(err)
 			}
 			if fmt.Sprint(got) != "[1 2 3]" {
 				t.Errorf("received %v, want [1 2 3]", got)
@@ -201,7 +204,7 @@ func TestIdleWakesWithoutPoll(t *testing.T) {
 	for s.IMAPConnections() == 0 && ctx.Err() == nil {
 		time.Sleep(time.Millisecond)
 	}
-	if err := s.Deliver("bridge-b", "", envelopeMail(t, 7)); err != nil {
+	if err := s.Deliver("bridge-b", envelopeMail(t, 7)); err != nil {
 		t.Fatal(err)
 	}
 	if seq, ok := <-got; !ok || seq != 7 {
@@ -217,6 +220,7 @@ func TestIdleRestartsOnTimer(t *testing.T) {
 	var asked []time.Duration
 	r, _ := newReceiver(t, s, func(o *Options) {
 		o.IdleRestart = 20 * time.Minute
+		o.PollInterval = time.Hour
 		o.After = func(d time.Duration) <-chan time.Time {
 			mu.Lock()
 			asked = append(asked, d)
@@ -234,7 +238,7 @@ func TestIdleRestartsOnTimer(t *testing.T) {
 	// Two IDLE restarts, then a mail.
 	ticks <- time.Now()
 	ticks <- time.Now()
-	if err := s.Deliver("bridge-b", "", envelopeMail(t, 1)); err != nil {
+	if err := s.Deliver("bridge-b", envelopeMail(t, 1)); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -260,7 +264,7 @@ func TestReconnectReadsNothingTwice(t *testing.T) {
 	defer cancel()
 	const n = 20
 	for seq := uint64(1); seq <= n; seq++ {
-		if err := s.Deliver("bridge-b", "", envelopeMail(t, seq)); err != nil {
+		if err := s.Deliver("bridge-b", envelopeMail(t, seq)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -298,8 +302,18 @@ func TestReconnectReadsNothingTwice(t *testing.T) {
 	// One more round finishes pending moves; nothing more arrives.
 	short, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel2()
-	if in, _, err := r.Receive(short); err == nil {
-		t.Errorf("extra mail %s after all were acked", in.ID)
+	for {
+		in, _, err := r.Receive(short)
+		if err == nil {
+			t.Errorf("extra mail %s after all were acked", in.ID)
+			break
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if !errclass.IsRetryable(err) {
+			t.Fatalf("Receive after all acks: %v", err)
+		}
 	}
 	if got := folder(t, s, "jirabridge-processed"); got != n {
 		t.Errorf("processed holds %d, want %d", got, n)
@@ -383,4 +397,25 @@ func TestNewRejectsBadOptions(t *testing.T) {
 			t.Errorf("%s: New err = %v, want one containing %q", tt.name, err, tt.want)
 		}
 	}
+}
+
+func TestIdleEndsAtPollIntervalAsSafetyNet(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, mailtest.Options{})
+	asked := make(chan time.Duration, 8)
+	r, _ := newReceiver(t, s, func(o *Options) {
+		o.PollInterval = 3 * time.Minute
+		o.After = func(d time.Duration) <-chan time.Time {
+			asked <- d
+			return nil
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Receive(ctx); close(done) }()
+	if d := <-asked; d != 3*time.Minute {
+		t.Errorf("IDLE timer = %v, want the 3m poll interval (shorter than IdleRestart)", d)
+	}
+	cancel()
+	<-done
 }

@@ -108,7 +108,7 @@ func Start(opts Options) (*Server, error) {
 	}
 	s.imap = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return s.mem.NewSession(), nil, nil
+			return idleSession{s.mem.NewSession().(imapserver.SessionIMAP4rev2)}, nil, nil
 		},
 		Caps:         caps,
 		InsecureAuth: true,
@@ -176,9 +176,13 @@ func (s *Server) AddUser(name, pass string) error {
 	return nil
 }
 
-// Deliver appends raw as a new mail to user's folder ("" is INBOX),
-// creating the folder when missing, as if it had arrived by SMTP.
-func (s *Server) Deliver(user, folder string, raw []byte) error {
+// Deliver appends raw as a new mail to user's INBOX, as if it had arrived
+// by SMTP.
+func (s *Server) Deliver(user string, raw []byte) error { return s.DeliverTo(user, "", raw) }
+
+// DeliverTo appends raw as a new mail to user's folder ("" is INBOX),
+// creating the folder when missing.
+func (s *Server) DeliverTo(user, folder string, raw []byte) error {
 	s.mu.Lock()
 	u := s.users[user]
 	s.mu.Unlock()
@@ -260,6 +264,9 @@ func (s *Server) IMAPConnections() int {
 // Close stops both servers and closes every connection.
 func (s *Server) Close() error {
 	err := errors.Join(s.smtp.Close(), s.imap.Close())
+	// Serve may not have registered its listener yet when Close runs.
+	s.smtpLn.Close()
+	s.imapLn.Close()
 	s.DropIMAPConnections()
 	s.wg.Wait()
 	return err
@@ -379,7 +386,7 @@ func (se *session) Data(r io.Reader) error {
 		}
 	}
 	for _, rc := range se.rcpt {
-		if err := s.Deliver(rc.user, rc.folder, raw); err != nil {
+		if err := s.DeliverTo(rc.user, rc.folder, raw); err != nil {
 			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: err.Error()}
 		}
 	}
@@ -410,4 +417,18 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// idleSession fixes a race in imapmemserver: an update queued between a
+// command and IDLE is only sent at the next update. Flushing the queue when
+// IDLE starts delivers it at once, as Dovecot does.
+type idleSession struct {
+	imapserver.SessionIMAP4rev2
+}
+
+func (s idleSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if err := s.Poll(w, true); err != nil {
+		return err
+	}
+	return s.SessionIMAP4rev2.Idle(w, stop)
 }

@@ -124,7 +124,7 @@ func TestIMAPIdleSeesDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Deliver("bridge-b", "", []byte(rawMail)); err != nil {
+	if err := s.Deliver("bridge-b", []byte(rawMail)); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

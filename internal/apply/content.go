@@ -1,0 +1,726 @@
+package apply
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/jirabridge/jirabridge/internal/config"
+	"github.com/jirabridge/jirabridge/internal/detect"
+	"github.com/jirabridge/jirabridge/internal/errclass"
+	"github.com/jirabridge/jirabridge/internal/jira"
+	"github.com/jirabridge/jirabridge/internal/store"
+	"github.com/jirabridge/jirabridge/internal/wire"
+)
+
+// Steps of content changes, for Hooks.
+const (
+	StepComment    Step = "comment"
+	StepAttachment Step = "attachment"
+	StepWatcher    Step = "watcher"
+	StepLink       Step = "link"
+)
+
+// ReasonWaitingParent is the errclass reason of a sub-task whose parent has
+// no local issue yet: the replay puts the change in state waiting_parent and
+// applies it when the parent exists, without blocking other issues.
+const ReasonWaitingParent = "waiting_parent"
+
+// CommentOrigin is the value of the OriginProperty on a comment the bridge
+// wrote, with the change that wrote it; it travels in the add call.
+type CommentOrigin struct {
+	Sync          string `json:"sync"`
+	ChangeID      string `json:"change_id"`
+	PeerIssueID   string `json:"peer_issue_id"`
+	PeerCommentID string `json:"peer_comment_id,omitempty"`
+}
+
+// ContentMapping is what content changes need from the mapping beyond
+// Mapping; *mapping.Mapping implements it.
+type ContentMapping interface {
+	Def() *config.SyncDef
+	UserText(u wire.User) string
+	IncomingUser(ctx context.Context, issue string, u wire.User) (name string, ok bool, err error)
+	LinkTypeName(issue, alias string) (string, error)
+}
+
+// IsContent reports whether ApplyContent handles the kind.
+func IsContent(k wire.ChangeKind) bool {
+	switch k {
+	case wire.CommentAdd, wire.CommentEdit, wire.CommentDelete, wire.AttachmentAdd, wire.AttachmentDelete,
+		wire.WatcherAdd, wire.WatcherRemove, wire.LinkAdd, wire.LinkRemove:
+		return true
+	}
+	return false
+}
+
+// ApplyContent applies a comment, attachment, watcher or link change,
+// exactly once (the ledger), as the sync user. Apply calls it for those
+// kinds; it is exported for the engine's tests.
+func (a *Applier) ApplyContent(ctx context.Context, c wire.Change) error {
+	if !IsContent(c.Kind) {
+		return errclass.New(errclass.Permanent, "kind_not_supported", fmt.Errorf("change %s: %q is not a content change", c.ID, c.Kind))
+	}
+	done, err := a.applied(ctx, c.ID)
+	if err != nil || done {
+		return err
+	}
+	cm, ok := a.o.Mapping.(ContentMapping)
+	if !ok {
+		return errclass.New(errclass.Permanent, "kind_not_supported", fmt.Errorf("change %s: the mapping cannot map %s changes", c.ID, c.Kind))
+	}
+	p, found, err := a.pairByPeer(ctx, c.IssueID)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return errclass.New(errclass.Permanent, ReasonNotPaired,
+			fmt.Errorf("change %s of %s: the peer issue has no local issue yet (its creation was not applied)", c.ID, issueName(c)))
+	}
+	switch c.Kind {
+	case wire.CommentAdd:
+		return a.commentAdd(ctx, cm, c, p)
+	case wire.CommentEdit:
+		return a.commentEdit(ctx, cm, c, p)
+	case wire.CommentDelete:
+		return a.commentDelete(ctx, c, p)
+	case wire.AttachmentAdd:
+		return a.attachmentAdd(ctx, c, p)
+	case wire.AttachmentDelete:
+		return a.attachmentDelete(ctx, c, p)
+	case wire.WatcherAdd, wire.WatcherRemove:
+		return a.watcher(ctx, cm, c, p)
+	default:
+		return a.link(ctx, cm, c, p)
+	}
+}
+
+func badChange(c wire.Change, what string) error {
+	return errclass.New(errclass.Permanent, "bad_change", fmt.Errorf("change %s of %s: %s", c.ID, issueName(c), what))
+}
+
+func notFound(err error) bool { return jira.StatusOf(err) == http.StatusNotFound }
+
+// record commits the ledger entry of c with the sent items and cursors
+// that keep detection from sending the write back.
+func (a *Applier) record(ctx context.Context, c wire.Change, localIssue, result string, sent []store.SentItem, cursors map[string]string) error {
+	return storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+		for _, s := range sent {
+			s.SyncID, s.IssueID = a.o.SyncID, localIssue
+			if err := tx.SentPut(s); err != nil {
+				return err
+			}
+		}
+		for k, v := range cursors {
+			if err := tx.CursorSet(k, v); err != nil {
+				return err
+			}
+		}
+		_, err := tx.LedgerRecord(store.Applied{ChangeID: c.ID, SyncID: a.o.SyncID, Issue: localIssue, Result: result, AppliedAt: tx.Now()})
+		return err
+	}))
+}
+
+func (a *Applier) cursor(ctx context.Context, key string) (string, bool, error) {
+	var v string
+	var ok bool
+	err := a.o.Store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		v, ok, err = tx.CursorGet(key)
+		return err
+	})
+	return v, ok && v != "", storeErr("read cursor "+key, err)
+}
+
+// setIntent records that a non-idempotent write of c is about to be sent;
+// had is true when an earlier try already recorded one (look for the
+// marker before writing again).
+func (a *Applier) setIntent(ctx context.Context, c wire.Change) (had bool, err error) {
+	key := a.intentKey(c.ID)
+	_, had, err = a.cursor(ctx, key)
+	if err != nil || had {
+		return had, err
+	}
+	return false, storeErr("record intent of "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+		return tx.CursorSet(key, a.o.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+	}))
+}
+
+func (a *Applier) commentKey(originID string) string {
+	return "comment/" + a.o.SyncID + "/" + originID
+}
+
+func (a *Applier) attachmentKey(originID string) string {
+	return "attachment/" + a.o.SyncID + "/" + originID
+}
+
+// ---- comments ----
+
+// commentBody puts the author line in front of the text, by the user
+// policy: the mapped local user as a mention (comment_author: map) or the
+// person as text ("Alice Smith (Partner Jira):").
+func (a *Applier) commentBody(ctx context.Context, cm ContentMapping, c wire.Change, body string) (string, error) {
+	if c.Author == nil {
+		return body, nil
+	}
+	who := cm.UserText(*c.Author)
+	if cm.Def().Users.CommentAuthor == config.AuthorMap {
+		name, ok, err := cm.IncomingUser(ctx, c.IssueKey, *c.Author)
+		if err != nil {
+			return "", unmappable(c, err)
+		}
+		if ok {
+			who = "[~" + name + "]"
+		}
+	}
+	return detect.AuthorLine(who) + "\n" + body, nil
+}
+
+// visibility maps a wire visibility to the local restriction; internal
+// is true for a Jira Service Management internal comment.
+func (a *Applier) visibility(cm ContentMapping, c wire.Change) (vis *jira.Visibility, internal bool, err error) {
+	v := c.Comment.Visibility
+	if v == nil {
+		return nil, false, nil
+	}
+	for _, m := range cm.Def().Comments.Visibility {
+		if m.Alias != v.Value || (m.Type == "internal") != (v.Type == "internal") {
+			continue
+		}
+		if m.Type == "internal" {
+			return nil, true, nil
+		}
+		return &jira.Visibility{Type: m.Type, Value: m.Value}, false, nil
+	}
+	// Never show a restricted comment to everybody: park it.
+	return nil, false, errclass.New(errclass.Permanent, "mapping",
+		fmt.Errorf("change %s of %s: comment visibility %s %q has no local restriction in comments.visibility", c.ID, issueName(c), v.Type, v.Value))
+}
+
+func (a *Applier) commentAdd(ctx context.Context, cm ContentMapping, c wire.Change, p store.IssuePair) error {
+	if c.Comment == nil {
+		return badChange(c, "comment change without a comment")
+	}
+	vis, internal, err := a.visibility(cm, c)
+	if err != nil {
+		return err
+	}
+	body, err := a.commentBody(ctx, cm, c, c.Comment.Body)
+	if err != nil {
+		return err
+	}
+	had, err := a.setIntent(ctx, c)
+	if err != nil {
+		return err
+	}
+	var got *jira.Comment
+	if had {
+		cms, err := a.o.Jira.CommentsWithProps(ctx, p.LocalID)
+		if err != nil {
+			return fmt.Errorf("look for the comment change %s may have added: %w", c.ID, err)
+		}
+		for i := range cms {
+			var o CommentOrigin
+			if cms[i].Property(OriginProperty, &o) && o.ChangeID == c.ID && o.Sync == a.o.SyncID {
+				got = &cms[i].Comment
+				a.log.Info("found comment added before a crash", "change_id", c.ID, "comment", got.ID)
+				break
+			}
+		}
+	}
+	if got == nil {
+		props := []jira.Property{{Key: OriginProperty, Value: CommentOrigin{Sync: a.o.SyncID, ChangeID: c.ID, PeerIssueID: c.IssueID, PeerCommentID: c.Comment.ID}}}
+		if internal {
+			props = append(props, jira.Property{Key: jira.InternalCommentProperty, Value: map[string]bool{"internal": true}})
+		}
+		added, err := a.o.Jira.AddComment(ctx, p.LocalID, body, vis, props)
+		if err != nil {
+			return fmt.Errorf("add comment of %s to %s: %w", issueName(c), p.LocalKey, err)
+		}
+		got = &added
+		if err := a.after(StepComment, c); err != nil {
+			return err
+		}
+	}
+	return a.record(ctx, c, p.LocalID, got.ID, []store.SentItem{
+		{ItemKind: detect.KindComment, ItemID: got.ID, Version: detect.MillisVersion(got.Updated.Time)},
+		{ItemKind: detect.KindCommentPeer, ItemID: got.ID, Version: c.Comment.ID},
+	}, map[string]string{a.commentKey(c.Comment.ID): got.ID, a.intentKey(c.ID): ""})
+}
+
+// localComment finds the local comment a peer's edit or delete is about:
+// the original here (PeerID) or the bridge's copy of the peer's comment.
+func (a *Applier) localComment(ctx context.Context, c wire.Change) (id string, copy bool, ok bool, err error) {
+	if c.Comment.PeerID != "" {
+		return c.Comment.PeerID, false, true, nil
+	}
+	id, ok, err = a.cursor(ctx, a.commentKey(c.Comment.ID))
+	return id, true, ok, err
+}
+
+func (a *Applier) commentEdit(ctx context.Context, cm ContentMapping, c wire.Change, p store.IssuePair) error {
+	if c.Comment == nil {
+		return badChange(c, "comment change without a comment")
+	}
+	id, isCopy, ok, err := a.localComment(ctx, c)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// The add was never applied here (skipped by the operator).
+		a.log.Info("edit of a comment that has no copy here", "change_id", c.ID, "comment", c.Comment.ID)
+		return a.record(ctx, c, p.LocalID, "", nil, nil)
+	}
+	body := c.Comment.Body
+	if isCopy {
+		if body, err = a.commentBody(ctx, cm, c, body); err != nil {
+			return err
+		}
+	}
+	vis, _, err := a.visibility(cm, c)
+	if err != nil {
+		return err
+	}
+	got, err := a.o.Jira.EditComment(ctx, p.LocalID, id, body, vis)
+	if notFound(err) {
+		a.log.Info("edited comment is gone here", "change_id", c.ID, "comment", id)
+		return a.record(ctx, c, p.LocalID, "", nil, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("edit comment %s of %s: %w", id, p.LocalKey, err)
+	}
+	if err := a.after(StepComment, c); err != nil {
+		return err
+	}
+	return a.record(ctx, c, p.LocalID, id, []store.SentItem{
+		{ItemKind: detect.KindComment, ItemID: id, Version: detect.MillisVersion(got.Updated.Time)}}, nil)
+}
+
+func (a *Applier) commentDelete(ctx context.Context, c wire.Change, p store.IssuePair) error {
+	if c.Comment == nil {
+		return badChange(c, "comment change without a comment")
+	}
+	id, _, ok, err := a.localComment(ctx, c)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return a.record(ctx, c, p.LocalID, "", nil, nil)
+	}
+	if err := a.o.Jira.DeleteComment(ctx, p.LocalID, id); err != nil && !notFound(err) {
+		return fmt.Errorf("delete comment %s of %s: %w", id, p.LocalKey, err)
+	}
+	if err := a.after(StepComment, c); err != nil {
+		return err
+	}
+	return a.record(ctx, c, p.LocalID, id, []store.SentItem{
+		{ItemKind: detect.KindComment, ItemID: id, Version: detect.VersionDeleted}}, nil)
+}
+
+// ---- attachments ----
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func (a *Applier) attachmentAdd(ctx context.Context, c wire.Change, p store.IssuePair) error {
+	at := c.Attachment
+	if at == nil {
+		return badChange(c, "attachment change without an attachment")
+	}
+	if at.Data == nil && at.ChunkRef != "" {
+		return errclass.New(errclass.Permanent, "kind_not_supported", fmt.Errorf("change %s of %s: attachment %q travels in chunks, which this version cannot read", c.ID, issueName(c), at.Filename))
+	}
+	if at.SHA256 != "" && sha(at.Data) != at.SHA256 {
+		return badChange(c, fmt.Sprintf("attachment %q does not match its checksum", at.Filename))
+	}
+	want := sha(at.Data)
+	had, err := a.setIntent(ctx, c)
+	if err != nil {
+		return err
+	}
+	var got *jira.Attachment
+	if had {
+		// The marker: an attachment by the sync user with the same name,
+		// size and content.
+		user, err := a.user(ctx)
+		if err != nil {
+			return err
+		}
+		as, err := a.o.Jira.Attachments(ctx, p.LocalID)
+		if err != nil {
+			return fmt.Errorf("look for the attachment change %s may have added: %w", c.ID, err)
+		}
+		for i := range as {
+			x := as[i]
+			if x.Filename != at.Filename || x.Size != int64(len(at.Data)) || x.Author == nil || x.Author.Name != user {
+				continue
+			}
+			if taken, err := a.attachmentTaken(ctx, p.LocalID, x.ID); err != nil || taken {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			b, err := a.o.Jira.DownloadAttachment(ctx, x)
+			if err != nil {
+				return fmt.Errorf("read attachment %s of %s: %w", x.ID, p.LocalKey, err)
+			}
+			if sha(b) == want {
+				got = &x
+				a.log.Info("found attachment added before a crash", "change_id", c.ID, "attachment", x.ID)
+				break
+			}
+		}
+	}
+	if got == nil {
+		up, err := a.o.Jira.AddAttachment(ctx, p.LocalID, at.Filename, at.Data)
+		if err != nil {
+			return fmt.Errorf("upload attachment %q of %s to %s: %w", at.Filename, issueName(c), p.LocalKey, err)
+		}
+		if err := a.after(StepAttachment, c); err != nil {
+			return err
+		}
+		// Verify what Jira stored before recording it.
+		b, err := a.o.Jira.DownloadAttachment(ctx, up)
+		if err != nil {
+			return fmt.Errorf("verify attachment %s of %s: %w", up.ID, p.LocalKey, err)
+		}
+		if !bytes.Equal(b, at.Data) {
+			_ = a.o.Jira.DeleteAttachment(ctx, up.ID)
+			return errclass.New(errclass.Temporary, "checksum", fmt.Errorf("attachment %q uploaded to %s came back with sha256 %s, want %s; removed, will upload again", at.Filename, p.LocalKey, sha(b), want))
+		}
+		got = &up
+	}
+	return a.record(ctx, c, p.LocalID, got.ID, []store.SentItem{
+		{ItemKind: detect.KindAttachment, ItemID: got.ID},
+		{ItemKind: detect.KindAttachmentPeer, ItemID: got.ID, Version: at.ID},
+	}, map[string]string{a.attachmentKey(at.ID): got.ID, a.intentKey(c.ID): ""})
+}
+
+// attachmentTaken reports whether a local attachment is already the copy
+// of another peer attachment (two uploads of the same file).
+func (a *Applier) attachmentTaken(ctx context.Context, localIssue, id string) (bool, error) {
+	var ok bool
+	err := a.o.Store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		_, ok, err = tx.SentGet(a.o.SyncID, localIssue, detect.KindAttachmentPeer, id)
+		return err
+	})
+	return ok, storeErr("read attachment records", err)
+}
+
+func (a *Applier) attachmentDelete(ctx context.Context, c wire.Change, p store.IssuePair) error {
+	at := c.Attachment
+	if at == nil {
+		return badChange(c, "attachment change without an attachment")
+	}
+	id := at.PeerID
+	if id == "" {
+		var ok bool
+		var err error
+		if id, ok, err = a.cursor(ctx, a.attachmentKey(at.ID)); err != nil {
+			return err
+		} else if !ok {
+			return a.record(ctx, c, p.LocalID, "", nil, nil) // never copied here
+		}
+	}
+	if err := a.o.Jira.DeleteAttachment(ctx, id); err != nil && !notFound(err) {
+		return fmt.Errorf("delete attachment %s of %s: %w", id, p.LocalKey, err)
+	}
+	if err := a.after(StepAttachment, c); err != nil {
+		return err
+	}
+	return a.record(ctx, c, p.LocalID, id, []store.SentItem{{ItemKind: detect.KindAttachment, ItemID: id, Version: detect.VersionDeleted}}, nil)
+}
+
+// ---- watchers ----
+
+func (a *Applier) watcher(ctx context.Context, cm ContentMapping, c wire.Change, p store.IssuePair) error {
+	if c.Watcher == nil {
+		return badChange(c, "watcher change without a watcher")
+	}
+	name, ok, err := cm.IncomingUser(ctx, c.IssueKey, *c.Watcher)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		// A watcher nobody here matches is skipped, not parked.
+		a.log.Info("watcher not mapped here", "change_id", c.ID, "err", err)
+		return a.unmappedWatcher(ctx, c, p)
+	}
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return a.unmappedWatcher(ctx, c, p)
+	}
+	ws, err := a.o.Jira.Watchers(ctx, p.LocalID)
+	if err != nil {
+		return fmt.Errorf("read watchers of %s: %w", p.LocalKey, err)
+	}
+	watching := slices.ContainsFunc(ws, func(u jira.User) bool { return u.Name == name })
+	add := c.Kind == wire.WatcherAdd
+	switch {
+	case add && !watching:
+		err = a.o.Jira.AddWatcher(ctx, p.LocalID, name)
+	case !add && watching:
+		err = a.o.Jira.RemoveWatcher(ctx, p.LocalID, name)
+	}
+	if err != nil {
+		return fmt.Errorf("change watcher %s of %s: %w", name, p.LocalKey, err)
+	}
+	if err := a.after(StepWatcher, c); err != nil {
+		return err
+	}
+	// Move the recorded snapshot by this one name only, so a person's
+	// own watcher change here that detection has not seen yet is still
+	// sent.
+	return storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+		prev, had, err := tx.SentGet(a.o.SyncID, p.LocalID, detect.KindWatchers, "")
+		if err != nil {
+			return err
+		}
+		if had {
+			names := detect.ParseWatcherSnapshot(prev)
+			names = slices.DeleteFunc(names, func(n string) bool { return n == name })
+			if add {
+				names = append(names, name)
+			}
+			if err := tx.SentPut(store.SentItem{SyncID: a.o.SyncID, IssueID: p.LocalID, ItemKind: detect.KindWatchers, Version: detect.WatcherSnapshot(names)}); err != nil {
+				return err
+			}
+		}
+		_, err = tx.LedgerRecord(store.Applied{ChangeID: c.ID, SyncID: a.o.SyncID, Issue: p.LocalID, Result: name, AppliedAt: tx.Now()})
+		return err
+	}))
+}
+
+// UnmappedWatchersCursor is the store cursor counting the peer's
+// watchers the user policy could not map here (skipped, for status).
+func UnmappedWatchersCursor(syncID string) string { return "watchers-unmapped/" + syncID }
+
+func (a *Applier) unmappedWatcher(ctx context.Context, c wire.Change, p store.IssuePair) error {
+	return storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+		v, _, err := tx.CursorGet(UnmappedWatchersCursor(a.o.SyncID))
+		if err != nil {
+			return err
+		}
+		n, _ := strconv.Atoi(v)
+		if err := tx.CursorSet(UnmappedWatchersCursor(a.o.SyncID), strconv.Itoa(n+1)); err != nil {
+			return err
+		}
+		_, err = tx.LedgerRecord(store.Applied{ChangeID: c.ID, SyncID: a.o.SyncID, Issue: p.LocalID, Result: "unmapped", AppliedAt: tx.Now()})
+		return err
+	}))
+}
+
+// ---- links ----
+
+// waitingLinksKey is the cursor holding link changes whose other end has
+// no local issue yet (JSON array of changes).
+func (a *Applier) waitingLinksKey() string { return "links-waiting/" + a.o.SyncID }
+
+func (a *Applier) link(ctx context.Context, cm ContentMapping, c wire.Change, p store.IssuePair) error {
+	if c.Link == nil || c.Link.OtherIssueID == "" {
+		return badChange(c, "link change without a link")
+	}
+	other, found, err := a.pairByPeer(ctx, c.Link.OtherIssueID)
+	if err != nil {
+		return err
+	}
+	if c.Kind == wire.LinkRemove {
+		// A removal of a link that still waits drops it from the list.
+		if err := a.editWaiting(ctx, func(ws []wire.Change) []wire.Change {
+			return slices.DeleteFunc(ws, func(w wire.Change) bool { return w.Link != nil && w.Link.ID == c.Link.ID && w.IssueID == c.IssueID })
+		}); err != nil {
+			return err
+		}
+	}
+	if !found {
+		if c.Kind == wire.LinkAdd {
+			// The other end has not arrived: set the link aside without
+			// holding the lane; it is made when the other end is paired.
+			a.log.Info("link waits for its other end", "change_id", c.ID, "other_peer_issue", c.Link.OtherIssueID)
+			return storeErr("set link aside "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+				if err := a.editWaitingTx(tx, func(ws []wire.Change) []wire.Change { return append(ws, c) }); err != nil {
+					return err
+				}
+				_, err := tx.LedgerRecord(store.Applied{ChangeID: c.ID, SyncID: a.o.SyncID, Issue: p.LocalID, Result: "waiting", AppliedAt: tx.Now()})
+				return err
+			}))
+		}
+		return a.record(ctx, c, p.LocalID, "", nil, nil)
+	}
+	return a.linkBetween(ctx, cm, c, p, other)
+}
+
+// linkBetween makes or removes the link between two paired issues. Links
+// are idempotent (type and ends), so no intent is needed.
+func (a *Applier) linkBetween(ctx context.Context, cm ContentMapping, c wire.Change, from, to store.IssuePair) error {
+	typeName, err := cm.LinkTypeName(c.IssueKey, c.Link.Type)
+	if err != nil {
+		return unmappable(c, err)
+	}
+	from.LocalID, to.LocalID = orID(from), orID(to)
+	ls, err := a.o.Jira.IssueLinks(ctx, from.LocalID)
+	if err != nil {
+		return fmt.Errorf("read links of %s: %w", from.LocalKey, err)
+	}
+	var have *jira.IssueLink
+	for i := range ls {
+		l := ls[i]
+		if l.OutwardIssue != nil && l.OutwardIssue.ID == to.LocalID && l.Type.Name == typeName {
+			have = &l
+			break
+		}
+	}
+	alias := c.Link.Type
+	if c.Kind == wire.LinkRemove {
+		if have == nil {
+			return a.record(ctx, c, from.LocalID, "", nil, nil)
+		}
+		if err := a.o.Jira.DeleteLink(ctx, have.ID); err != nil && !notFound(err) {
+			return fmt.Errorf("remove link %s of %s: %w", have.ID, from.LocalKey, err)
+		}
+		if err := a.after(StepLink, c); err != nil {
+			return err
+		}
+		return a.record(ctx, c, from.LocalID, have.ID, []store.SentItem{
+			{ItemKind: detect.KindLink, ItemID: have.ID, Version: detect.LinkVersion(detect.LinkRemoved, alias, to.LocalID)}}, nil)
+	}
+	if have == nil {
+		if err := a.o.Jira.CreateLink(ctx, typeName, from.LocalKey, to.LocalKey); err != nil {
+			return fmt.Errorf("link %s to %s: %w", from.LocalKey, to.LocalKey, err)
+		}
+		if err := a.after(StepLink, c); err != nil {
+			return err
+		}
+		if ls, err = a.o.Jira.IssueLinks(ctx, from.LocalID); err != nil {
+			return fmt.Errorf("read links of %s: %w", from.LocalKey, err)
+		}
+		for i := range ls {
+			l := ls[i]
+			if l.OutwardIssue != nil && l.OutwardIssue.ID == to.LocalID && l.Type.Name == typeName {
+				have = &l
+				break
+			}
+		}
+		if have == nil {
+			return errclass.New(errclass.Temporary, "jira_bad_answer", fmt.Errorf("link %s %s %s was made but is not listed", from.LocalKey, typeName, to.LocalKey))
+		}
+	}
+	return a.record(ctx, c, from.LocalID, have.ID, []store.SentItem{
+		{ItemKind: detect.KindLink, ItemID: have.ID, Version: detect.LinkVersion(detect.LinkActive, alias, to.LocalID)}}, nil)
+}
+
+func orID(p store.IssuePair) string {
+	if p.LocalID != "" {
+		return p.LocalID
+	}
+	return p.LocalKey
+}
+
+func (a *Applier) editWaiting(ctx context.Context, fn func([]wire.Change) []wire.Change) error {
+	return storeErr("update waiting links", a.o.Store.Update(ctx, func(tx *store.Tx) error { return a.editWaitingTx(tx, fn) }))
+}
+
+func (a *Applier) editWaitingTx(tx *store.Tx, fn func([]wire.Change) []wire.Change) error {
+	v, _, err := tx.CursorGet(a.waitingLinksKey())
+	if err != nil {
+		return err
+	}
+	var ws []wire.Change
+	if v != "" {
+		if err := json.Unmarshal([]byte(v), &ws); err != nil {
+			return fmt.Errorf("decode waiting links: %w", err)
+		}
+	}
+	ws = fn(ws)
+	if len(ws) == 0 {
+		return tx.CursorSet(a.waitingLinksKey(), "")
+	}
+	b, err := json.Marshal(ws)
+	if err != nil {
+		return err
+	}
+	return tx.CursorSet(a.waitingLinksKey(), string(b))
+}
+
+// ApplyWaitingLinks makes the links that were set aside for a missing
+// other end, where both ends are now paired. Apply calls it after a create
+// or pair; links that still wait stay. It returns how many it made.
+func (a *Applier) ApplyWaitingLinks(ctx context.Context) (int, error) {
+	var ws []wire.Change
+	v, ok, err := a.cursor(ctx, a.waitingLinksKey())
+	if err != nil || !ok {
+		return 0, err
+	}
+	if err := json.Unmarshal([]byte(v), &ws); err != nil {
+		return 0, errclass.New(errclass.Permanent, "store", fmt.Errorf("decode waiting links: %w", err))
+	}
+	cm, ok := a.o.Mapping.(ContentMapping)
+	if !ok {
+		return 0, nil
+	}
+	n := 0
+	for _, c := range ws {
+		from, f1, err := a.pairByPeer(ctx, c.IssueID)
+		if err != nil {
+			return n, err
+		}
+		to, f2, err := a.pairByPeer(ctx, c.Link.OtherIssueID)
+		if err != nil {
+			return n, err
+		}
+		if !f1 || !f2 {
+			continue
+		}
+		// The ledger already holds c (set aside): linkBetween records
+		// again, which the ledger takes as a duplicate.
+		if err := a.linkBetween(ctx, cm, c, from, to); err != nil {
+			return n, err
+		}
+		if err := a.editWaiting(ctx, func(ws []wire.Change) []wire.Change {
+			return slices.DeleteFunc(ws, func(w wire.Change) bool { return w.ID == c.ID })
+		}); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// ---- sub-tasks ----
+
+// ParentField returns the create field that puts a sub-task under the
+// local copy of its peer parent. A parent that has no local issue yet is a
+// ReasonWaitingParent error.
+func (a *Applier) ParentField(ctx context.Context, c wire.Change) (map[string]string, error) {
+	if c.ParentIssueID == "" {
+		return nil, nil
+	}
+	p, found, err := a.pairByPeer(ctx, c.ParentIssueID)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, errclass.New(errclass.Permanent, ReasonWaitingParent,
+			fmt.Errorf("sub-task %s waits for its parent (peer issue %s) to be created here", issueName(c), c.ParentIssueID))
+	}
+	return map[string]string{"key": p.LocalKey}, nil
+}
+
+// ParentReady reports whether a change waiting for its parent can go now.
+func (a *Applier) ParentReady(ctx context.Context, c wire.Change) (bool, error) {
+	if c.ParentIssueID == "" {
+		return true, nil
+	}
+	_, found, err := a.pairByPeer(ctx, c.ParentIssueID)
+	return found, err
+}

@@ -1,0 +1,76 @@
+package ops
+
+import (
+	"context"
+
+	"github.com/jirabridge/jirabridge/internal/errclass"
+	"github.com/jirabridge/jirabridge/internal/metrics"
+	"github.com/jirabridge/jirabridge/internal/replay"
+	"github.com/jirabridge/jirabridge/internal/store"
+	"github.com/jirabridge/jirabridge/internal/wire"
+)
+
+// MeterApplier wraps the replay's Applier so every outcome is counted:
+// applied changes by kind, parked ones (permanent errors) by reason, and
+// ones put back for a later try (temporary errors, back-off, pause) by
+// reason. The daemon wraps the engine's applier with it; m nil counts
+// nothing.
+func MeterApplier(a replay.Applier, m *metrics.Metrics) replay.Applier {
+	return meteredApplier{a: a, m: m}
+}
+
+type meteredApplier struct {
+	a replay.Applier
+	m *metrics.Metrics
+}
+
+func (x meteredApplier) Apply(ctx context.Context, c wire.Change) error {
+	err := x.a.Apply(ctx, c)
+	switch {
+	case err == nil:
+		x.m.Inc(metrics.Applied, string(c.Kind))
+	case ctx.Err() != nil:
+	case errclass.IsRetryable(err) || errclass.Of(err) == errclass.Pause:
+		x.m.Inc(metrics.Retried, reasonLabel(err))
+	default:
+		x.m.Inc(metrics.Parked, reasonLabel(err))
+	}
+	return err
+}
+
+func reasonLabel(err error) string {
+	if r := errclass.ReasonOf(err); r != "" {
+		return r
+	}
+	return errclass.Of(err).String()
+}
+
+// MeteredActions are Actions that also count the operator's decisions:
+// changes_retried_total{reason="operator"} and changes_skipped_total by the
+// failure's error class.
+type MeteredActions struct {
+	Actions Actions
+	Metrics *metrics.Metrics
+}
+
+// Retry retries and counts.
+func (a MeteredActions) Retry(ctx context.Context, id int64) (store.Failure, error) {
+	f, err := a.Actions.Retry(ctx, id)
+	if err == nil {
+		a.Metrics.Inc(metrics.Retried, "operator")
+	}
+	return f, err
+}
+
+// Skip skips and counts.
+func (a MeteredActions) Skip(ctx context.Context, id int64) (store.Failure, error) {
+	f, err := a.Actions.Skip(ctx, id)
+	if err == nil {
+		reason := f.ErrorClass
+		if reason == "" {
+			reason = "unknown"
+		}
+		a.Metrics.Inc(metrics.Skipped, reason)
+	}
+	return f, err
+}

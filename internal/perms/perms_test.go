@@ -1,0 +1,103 @@
+package perms_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/jirabridge/jirabridge/internal/config"
+	"github.com/jirabridge/jirabridge/internal/jira"
+	"github.com/jirabridge/jirabridge/internal/jirasim"
+	"github.com/jirabridge/jirabridge/internal/perms"
+)
+
+func site(t *testing.T) (*jirasim.Server, *jira.Client) {
+	t.Helper()
+	sim := jirasim.New(jirasim.Options{})
+	if err := sim.CreateUser(jirasim.UserSpec{Name: "bridge", Password: "pw", DisplayName: "Bridge"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.CreateProject(jirasim.ProjectSpec{Key: "P", Name: "P", Roles: map[string][]string{"Administrators": {"bridge"}}}); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(sim)
+	t.Cleanup(hs.Close)
+	c, err := jira.New(jira.Options{BaseURL: hs.URL, Username: "bridge", Password: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sim, c
+}
+
+func TestCheckReportsExactlyTheMissingPermissions(t *testing.T) {
+	t.Parallel()
+	all := []string{perms.FeatureIssues, perms.FeatureWorkflows, perms.FeatureComments, perms.FeatureAttachments,
+		perms.FeatureWatchers, perms.FeatureLinks, perms.FeatureSubtasks}
+	tests := []struct {
+		name    string
+		revoke  []string
+		missing []string // feature/permission
+	}{
+		{"all present", nil, nil},
+		{"watchers and links", []string{"MANAGE_WATCHERS", "LINK_ISSUES"}, []string{"watchers/MANAGE_WATCHERS", "links/LINK_ISSUES"}},
+		{"comments edit own", []string{"EDIT_OWN_COMMENTS"}, []string{"comments/EDIT_OWN_COMMENTS"}},
+		{"create issues blocks issues and subtasks", []string{"CREATE_ISSUES"}, []string{"issues/CREATE_ISSUES", "subtasks/CREATE_ISSUES"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sim, c := site(t)
+			for _, p := range tc.revoke {
+				if err := sim.SetPermission("P", p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rows, err := perms.Check(context.Background(), c, "P", all)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range perms.Missing(rows) {
+				got = append(got, r.Feature+"/"+r.Permission)
+				if !strings.Contains(r.WhatToDo, r.Permission) || !strings.Contains(r.WhatToDo, `"bridge"`) {
+					t.Errorf("what to do for %s: %q", r.Permission, r.WhatToDo)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tc.missing, ",") {
+				t.Errorf("missing = %v, want %v", got, tc.missing)
+			}
+			if n := len(rows); n != 13 {
+				t.Errorf("%d rows, want 13", n)
+			}
+			err = perms.Require("P", rows)
+			var pe *perms.Error
+			if (len(tc.missing) > 0) != errors.As(err, &pe) {
+				t.Errorf("Require = %v", err)
+			}
+			var buf bytes.Buffer
+			if err := perms.Print(&buf, rows); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := strings.Count(buf.String(), "MISSING"), len(tc.missing); got != want {
+				t.Errorf("table shows %d MISSING, want %d:\n%s", got, want, buf.String())
+			}
+		})
+	}
+}
+
+func TestFeaturesFollowTheSwitches(t *testing.T) {
+	t.Parallel()
+	def := &config.SyncDef{}
+	def.Comments.Enabled = true
+	def.Links.Enabled = true
+	got := strings.Join(perms.Features(def), ",")
+	if want := "issues,workflows,comments,links"; got != want {
+		t.Errorf("Features = %s, want %s", got, want)
+	}
+	if _, err := perms.Check(context.Background(), nil, "P", []string{"nope"}); err == nil {
+		t.Error("unknown feature accepted")
+	}
+}
