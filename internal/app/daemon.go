@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/engine"
@@ -22,6 +21,7 @@ import (
 	"github.com/jirabridge/jirabridge/internal/link"
 	"github.com/jirabridge/jirabridge/internal/mapping"
 	"github.com/jirabridge/jirabridge/internal/metrics"
+	"github.com/jirabridge/jirabridge/internal/ops"
 	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/transport"
 	"github.com/jirabridge/jirabridge/transport/filedrop"
@@ -66,6 +66,9 @@ type daemon struct {
 	local   *handshake.Config // AliasesOf(def)
 	defTime time.Time         // modification time of the sync file read
 
+	eval      *ops.Evaluator
+	evalClose func() error
+
 	mu    sync.Mutex
 	ready error // why /readyz fails; nil when ready
 	link  *link.Link
@@ -100,6 +103,11 @@ func newDaemon(ctx context.Context, s *setup, o daemonOptions) (*daemon, error) 
 	}
 	if err := d.buildTransports(sy); err != nil {
 		return nil, err
+	}
+	statusURL := "http://" + s.cfg.HTTPListen + "/"
+	if d.eval, d.evalClose, err = ops.FromConfig(s.cfg, s.st, d.m, d.log, statusURL); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("alerts: %w", err)
 	}
 	return d, nil
 }
@@ -206,6 +214,9 @@ func (d *daemon) onQuarantine(ref, reason string) {
 }
 
 func (d *daemon) Close() {
+	if d.evalClose != nil {
+		d.evalClose()
+	}
 	if d.sender != nil {
 		d.sender.Close()
 	}
@@ -237,8 +248,9 @@ func (d *daemon) run(ctx context.Context) error {
 	linkCtx, stopLink := context.WithCancel(context.WithoutCancel(ctx))
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); d.linkPhase(linkCtx) }()
+	go func() { defer wg.Done(); _ = d.eval.Run(linkCtx, alertInterval) }()
 	go func() { defer wg.Done(); d.engineLoop(ctx, engineCtx) }()
 	d.log.Info("bridge running", "transport", d.cfg.Transport)
 	<-ctx.Done()
@@ -255,6 +267,9 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// alertInterval is how often the alert conditions are evaluated.
+const alertInterval = 15 * time.Second
 
 // stopGrace bounds how long SIGTERM waits for the current engine round.
 const stopGrace = 30 * time.Second
@@ -275,7 +290,7 @@ func (d *daemon) syncNow(ctx context.Context) (store.Sync, error) {
 func (d *daemon) newLink(ctx context.Context, once bool) (*link.Link, error) {
 	c := d.cfg
 	o := link.Options{
-		Store: d.st, SyncID: d.syncID, Sender: gracefulSender{d.sender}, Receiver: lifecycleReceiver{d: d},
+		Store: d.st, SyncID: d.syncID, Sender: ops.WatchSender(gracefulSender{d.sender}, d.eval, d.syncID), Receiver: lifecycleReceiver{d: d},
 		Logger: d.log, Metrics: d.m,
 		MaxBatchChanges: c.BatchMaxChanges, MaxBatchBytes: int(c.BatchMaxBytes), Linger: c.BatchLinger,
 		AckDelay: c.AckDelay, GapTimeout: c.GapResendTimeout, HeartbeatInterval: c.HeartbeatInterval,
@@ -293,6 +308,7 @@ func (d *daemon) newLink(ctx context.Context, once bool) (*link.Link, error) {
 	d.mu.Lock()
 	d.link = l
 	d.mu.Unlock()
+	d.eval.SetLink(d.syncID, l)
 	return l, nil
 }
 
@@ -458,6 +474,12 @@ func (d *daemon) runOnce(ctx context.Context) error {
 			return err
 		}
 	}
+	if l != nil {
+		d.eval.SetLink(d.syncID, l)
+	}
+	if _, err := d.eval.Evaluate(ctx); err != nil {
+		d.log.Warn("alert evaluation", "error", err)
+	}
 	return nil
 }
 
@@ -607,18 +629,28 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on JIRABRIDGE_HTTP_LISTEN=%s: %w", addr, err)
 	}
+	jc, err := newJiraClient(d.cfg, d.m)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	// The ops handler serves /healthz, /readyz, /metrics, the status page
+	// at / and its Retry/Skip actions; /status adds the set-up view as JSON.
+	opsHandler, err := ops.NewHandler(ops.HandlerOptions{
+		Store: d.st, Gatherer: d.reg, Evaluator: d.eval, Metrics: d.m, Logger: d.log,
+		Token: d.cfg.StatusActionToken.Reveal(),
+		Checks: []ops.Check{
+			{Name: "jira", Checker: ops.JiraChecker(jc, 30*time.Second)},
+			{Name: "mail", Checker: checkFunc(d.readiness)},
+		},
+		JiraURLs: func(string) (string, string) { return d.cfg.Jira.BaseURL, "" },
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := d.readiness(r.Context()); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ready\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", opsHandler)
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		rep, err := gatherStatus(r.Context(), d.st, d.syncID, d.aliases())
 		if err != nil {
@@ -639,8 +671,13 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 	return srv, nil
 }
 
-// readiness says why the bridge is not ready: the store does not answer,
-// the mail path failed, or the sync is paused.
+// checkFunc adapts a function to ops.Checker.
+type checkFunc func(ctx context.Context) error
+
+func (f checkFunc) Check(ctx context.Context) error { return f(ctx) }
+
+// readiness says why the bridge is not ready beyond what the ops handler
+// checks itself: the mail path failed, or the sync is paused.
 func (d *daemon) readiness(ctx context.Context) error {
 	var sy store.Sync
 	if err := d.st.View(ctx, func(tx *store.Tx) error {

@@ -253,7 +253,7 @@ func daemonsEndToEnd(t *testing.T, transportEnv func(string) map[string]string) 
 	master.must("start")
 	slave.must("start")
 
-	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/status"} {
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/status", "/"} {
 		resp, err := http.Get("http://" + md.http + path)
 		if err != nil {
 			t.Fatalf("GET %s: %v", path, err)
