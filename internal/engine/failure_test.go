@@ -1,19 +1,22 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jirabridge/jirabridge/internal/app"
 	"github.com/jirabridge/jirabridge/internal/apply"
 	"github.com/jirabridge/jirabridge/internal/engine"
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
 	"github.com/jirabridge/jirabridge/internal/jira"
 	"github.com/jirabridge/jirabridge/internal/jirasim"
-	"github.com/jirabridge/jirabridge/internal/replay"
 	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/internal/wire"
 )
@@ -238,12 +241,23 @@ func TestParkedChangeBlocksOnlyItsIssue(t *testing.T) {
 	if len(fs) != 1 || fs[0].IssueKey != one.Key || !strings.Contains(fs[0].ErrorText, w.beta.Field["Partner Reference"]) {
 		t.Fatalf("failures = %+v", fs)
 	}
-	// The operator fixes the screen and retries.
+	// The operator sees it with `jirabridge messages list`, fixes the
+	// screen and runs `jirabridge messages retry ID` next to the bridge.
+	var out, errb bytes.Buffer
+	cli := app.Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string {
+		if k == "JIRABRIDGE_DATA_DIR" {
+			return filepath.Dir(w.b.dbPath)
+		}
+		return ""
+	}}
+	if code := app.Main([]string{"messages", "list"}, cli); code != app.ExitOK || !strings.Contains(out.String(), one.Key) {
+		t.Fatalf("messages list: exit %d\n%s%s", code, out.String(), errb.String())
+	}
 	if err := w.beta.Sim.SetScreen("BETA"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := replay.Retry(ctx, w.b.st, fs[0].ID); err != nil {
-		t.Fatal(err)
+	if code := app.Main([]string{"messages", "retry", strconv.FormatInt(fs[0].ID, 10)}, cli); code != app.ExitOK {
+		t.Fatalf("messages retry: exit %d: %s", code, errb.String())
 	}
 	w.settle()
 	mustNoDiff(t, w, one.Key)
