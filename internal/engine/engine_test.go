@@ -1,12 +1,15 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"maps"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jirabridge/jirabridge/internal/app"
 	"github.com/jirabridge/jirabridge/internal/engine"
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
 	"github.com/jirabridge/jirabridge/internal/jira"
@@ -198,8 +201,16 @@ func TestResyncRepairsDrift(t *testing.T) {
 	if d := diffIssues(t, w, ref.Key, betaKey); len(d) != 1 {
 		t.Fatalf("want exactly the summary to differ, got %v", d)
 	}
-	if _, err := engine.RequestResync(ctx, w.a.st, syncID, "key = "+ref.Key); err != nil {
-		t.Fatal(err)
+	// The operator runs `jirabridge resync --jql ...` next to alpha's bridge.
+	var out, errb bytes.Buffer
+	cli := app.Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string {
+		if k == "JIRABRIDGE_DATA_DIR" {
+			return filepath.Dir(w.a.dbPath)
+		}
+		return ""
+	}}
+	if code := app.Main([]string{"resync", "--jql", "key = " + ref.Key}, cli); code != app.ExitOK {
+		t.Fatalf("resync: exit %d: %s", code, errb.String())
 	}
 	before, err := w.beta.Sync.GetIssue(ctx, betaKey, nil, []string{"changelog"})
 	if err != nil {
