@@ -238,7 +238,7 @@ func TestParkedChangeBlocksOnlyItsIssue(t *testing.T) {
 		fs, err = tx.FailureList(syncID, 10, store.FailureOpen)
 		return err
 	})
-	if len(fs) != 1 || fs[0].IssueKey != one.Key || !strings.Contains(fs[0].ErrorText, w.beta.Field["Partner Reference"]) {
+	if len(fs) != 1 || fs[0].IssueKey != w.a.peerKey(t, one.Key) || !strings.Contains(fs[0].ErrorText, w.beta.Field["Partner Reference"]) {
 		t.Fatalf("failures = %+v", fs)
 	}
 	// The operator sees it with `jirabridge messages list`, fixes the
@@ -250,7 +250,7 @@ func TestParkedChangeBlocksOnlyItsIssue(t *testing.T) {
 		}
 		return ""
 	}}
-	if code := app.Main([]string{"messages", "list"}, cli); code != app.ExitOK || !strings.Contains(out.String(), one.Key) {
+	if code := app.Main([]string{"messages", "list"}, cli); code != app.ExitOK || !strings.Contains(out.String(), fs[0].IssueKey) {
 		t.Fatalf("messages list: exit %d\n%s%s", code, out.String(), errb.String())
 	}
 	if err := w.beta.Sim.SetScreen("BETA"); err != nil {

@@ -305,7 +305,11 @@ func (r *Replayer) one(ctx context.Context, item store.ReplayItem, res *Result) 
 			if err := tx.ReplaySetState(item.ID, store.ReplayParked, aerr.Error(), time.Time{}, true); err != nil {
 				return err
 			}
-			_, err := tx.FailureRecord(store.Failure{SyncID: r.o.SyncID, ChangeID: c.ID, IssueKey: issueLabel(c),
+			key := issueLabel(c)
+			if p, err := tx.PairByPeer(r.o.SyncID, c.IssueID); err == nil && p.LocalKey != "" {
+				key = p.LocalKey // the operator here knows the local issue
+			}
+			_, err := tx.FailureRecord(store.Failure{SyncID: r.o.SyncID, ChangeID: c.ID, IssueKey: key,
 				Kind: string(c.Kind), ErrorClass: errclass.ReasonOf(aerr), ErrorText: aerr.Error()})
 			return err
 		})
