@@ -160,26 +160,33 @@ func (n *Node) Step(ctx context.Context) (StepResult, error) {
 		res.Paused = paused
 		return res, err
 	}
-	k, err := n.runResync(ctx)
+	// Detection and replay are independent: a detection failure (Jira
+	// down for searches, a bad sync JQL) must not hold the peer's changes
+	// back, except a pause, which stops every call.
+	k, rerr := n.runResync(ctx)
 	res.Detected += k
-	if err == nil {
-		var d detect.Result
-		d, err = n.poller.Poll(ctx)
-		res.Detected += d.Changes
-	}
-	if err != nil {
-		if errclass.Of(err) == errclass.Pause {
+	d, derr := n.poller.Poll(ctx)
+	res.Detected += d.Changes
+	var errs []error
+	for _, e := range []struct {
+		what string
+		err  error
+	}{{"resync", rerr}, {"detect", derr}} {
+		if e.err == nil {
+			continue
+		}
+		if errclass.Of(e.err) == errclass.Pause {
 			res.Paused = true
 			return res, n.replayer.Pause(ctx, replay.PauseReason)
 		}
-		return res, fmt.Errorf("detect: %w", err)
+		errs = append(errs, fmt.Errorf("%s: %w", e.what, e.err))
 	}
 	r, err := n.replayer.Round(ctx)
 	res.Applied, res.Parked, res.Retries, res.Paused = r.Applied, r.Parked, r.Retries, r.Paused
 	if err != nil {
-		return res, fmt.Errorf("replay: %w", err)
+		errs = append(errs, fmt.Errorf("replay: %w", err))
 	}
-	return res, nil
+	return res, errors.Join(errs...)
 }
 
 // Resume un-pauses the sync after the credentials were changed.

@@ -269,3 +269,39 @@ func TestRunStepsOnEveryTick(t *testing.T) {
 		t.Errorf("Run returned %v, want context.Canceled", err)
 	}
 }
+
+// TestBadResyncIsDroppedAndShown: a resync whose JQL Jira refuses does not
+// block the sync: the request is dropped with a failure the operator sees,
+// and changes keep flowing.
+func TestBadResyncIsDroppedAndShown(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	alice := person(t, w.alpha, 0)
+	ref := createIssue(t, alice, w.alpha, "Task", map[string]any{"summary": "one"})
+	w.settle()
+	if _, err := engine.RequestResync(ctx, w.a.st, syncID, "summary ~~ broken ((("); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.EditIssue(ctx, ref.Key, map[string]any{"summary": "two"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	mustNoDiff(t, w, ref.Key)
+	var fs []store.Failure
+	var pending string
+	_ = w.a.st.View(ctx, func(tx *store.Tx) error {
+		var err error
+		if fs, err = tx.FailureList(syncID, 10); err != nil {
+			return err
+		}
+		pending, _, err = tx.CursorGet(engine.ResyncCursor(syncID))
+		return err
+	})
+	if len(fs) != 1 || fs[0].Kind != "resync" || !strings.Contains(fs[0].ErrorText, "broken") {
+		t.Errorf("failures = %+v, want the refused resync", fs)
+	}
+	if pending != "" {
+		t.Errorf("refused resync still pending: %s", pending)
+	}
+}
