@@ -142,13 +142,14 @@ type StepResult struct {
 	Detected int  // changes detection wrote to pending
 	Applied  int  // peer changes applied
 	Parked   int  // peer changes parked
-	Retries  int  // peer changes put back for a later try
+	Retries  int  // peer changes put back for a later try, or woken
+	Waiting  int  // peer sub-tasks set to wait for their parent
 	Paused   bool // the sync is paused: no Jira call was made
 }
 
 // Moved reports whether the step changed anything (a retry scheduled for
 // now counts: the next step tries again).
-func (r StepResult) Moved() bool { return r.Detected+r.Applied+r.Parked+r.Retries > 0 }
+func (r StepResult) Moved() bool { return r.Detected+r.Applied+r.Parked+r.Retries+r.Waiting > 0 }
 
 // Step runs a pending resync request, one poll and one replay round. A
 // paused sync makes no Jira call at all; an authentication failure in
@@ -182,7 +183,7 @@ func (n *Node) Step(ctx context.Context) (StepResult, error) {
 		errs = append(errs, fmt.Errorf("%s: %w", e.what, e.err))
 	}
 	r, err := n.replayer.Round(ctx)
-	res.Applied, res.Parked, res.Retries, res.Paused = r.Applied, r.Parked, r.Retries, r.Paused
+	res.Applied, res.Parked, res.Retries, res.Waiting, res.Paused = r.Applied, r.Parked, r.Retries, r.Waiting, r.Paused
 	if err != nil {
 		errs = append(errs, fmt.Errorf("replay: %w", err))
 	}
