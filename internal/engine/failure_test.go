@@ -3,6 +3,7 @@ package engine_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -406,5 +407,58 @@ func TestParallelLanes(t *testing.T) {
 	}
 	for _, k := range keys {
 		mustNoDiff(t, w, k)
+	}
+}
+
+// TestSubtaskWaitsForItsParent: a sub-task whose parent could not be
+// created yet (Jira answered 500) waits without a failure, and is created
+// under the parent's copy once the parent is there.
+func TestSubtaskWaitsForItsParent(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	alice := person(t, w.alpha, 0)
+	parent := createIssue(t, alice, w.alpha, "Task", map[string]any{"summary": "parent"})
+	sub := createIssue(t, alice, w.alpha, "Sub-task", map[string]any{"summary": "child", "parent": map[string]string{"key": parent.Key}})
+	w.beta.Sim.AddFault(jirasim.Fault{Method: "POST", Path: "/rest/api/2/issue", Status: 500, Times: 1})
+	w.settle()
+	if n := issueCount(t, w.beta); n != 2 {
+		t.Fatalf("beta has %d issues, want 2", n)
+	}
+	betaSub := w.a.peerKey(t, sub.Key)
+	is, err := w.beta.Sync.GetIssue(ctx, betaSub, []string{"parent", "issuetype"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Key string `json:"key"`
+	}
+	_, _ = is.Field("parent", &p)
+	if p.Key != w.a.peerKey(t, parent.Key) {
+		t.Errorf("beta sub-task %s has parent %q, want %s", betaSub, p.Key, w.a.peerKey(t, parent.Key))
+	}
+	mustNoDiff(t, w, sub.Key)
+	var n int
+	_ = w.b.st.View(ctx, func(tx *store.Tx) error {
+		n, err = tx.FailureCount(syncID)
+		return err
+	})
+	if n != 0 {
+		t.Errorf("%d failures, want none for a waiting sub-task", n)
+	}
+	// The sub-task was tried before its parent existed, and waited.
+	waited := false
+	_ = w.b.st.View(ctx, func(tx *store.Tx) error {
+		items, err := tx.ReplayByState(syncID, store.ReplayApplied, 100)
+		for _, it := range items {
+			var c wire.Change
+			if json.Unmarshal(it.Change, &c) == nil && c.ParentIssueID != "" && it.Attempts >= 2 {
+				waited = true
+			}
+		}
+		return err
+	})
+	if !waited {
+		t.Errorf("the sub-task never waited for its parent")
 	}
 }
