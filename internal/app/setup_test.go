@@ -208,6 +208,20 @@ func TestSetupOverFileDrop(t *testing.T) {
 		t.Errorf("start with another sync user: exit %d, %s", code, errs)
 	}
 	master.env["JIRABRIDGE_JIRA_USER"] = "sync-a"
+	other := filepath.Join(root, "master", "other-project.yaml")
+	b, err = os.ReadFile(master.env["JIRABRIDGE_SYNC_FILE"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, []byte(strings.Replace(string(b), "project: SUP", "project: OTHER", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	orig := master.env["JIRABRIDGE_SYNC_FILE"]
+	master.env["JIRABRIDGE_SYNC_FILE"] = other
+	if code, _, errs := master.run("start"); code != ExitUsage || !strings.Contains(errs, `was created for project "SUP"`) {
+		t.Errorf("start with another project: exit %d, %s", code, errs)
+	}
+	master.env["JIRABRIDGE_SYNC_FILE"] = orig
 	master.must("start")
 	if st := master.status(); st.State != "RUNNING" {
 		t.Fatalf("master after start: %+v", st)
