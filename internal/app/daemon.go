@@ -660,10 +660,24 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 			http.Error(w, "status: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
+		// The running link adds what only it knows: its counts since the
+		// start, the peer's announced highest number, silence.
+		out := struct {
+			statusReport
+			LinkDetail *link.Status `json:"link_detail,omitempty"`
+		}{statusReport: rep}
+		d.mu.Lock()
+		l := d.link
+		d.mu.Unlock()
+		if l != nil {
+			if ls, err := l.Status(r.Context()); err == nil {
+				out.LinkDetail = &ls
+			}
+		}
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(rep)
+		enc.Encode(out)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)

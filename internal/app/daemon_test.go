@@ -263,7 +263,7 @@ func daemonsEndToEnd(t *testing.T, transportEnv func(string) map[string]string) 
 		if resp.StatusCode != 200 {
 			t.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
 		}
-		if path == "/status" && !strings.Contains(string(b), `"state": "RUNNING"`) {
+		if path == "/status" && (!strings.Contains(string(b), `"state": "RUNNING"`) || !strings.Contains(string(b), `"link_detail"`)) {
 			t.Errorf("/status: %s", b)
 		}
 	}
