@@ -68,6 +68,7 @@ type daemon struct {
 
 	eval      *ops.Evaluator
 	evalClose func() error
+	now       func() time.Time
 
 	mu    sync.Mutex
 	ready error // why /readyz fails; nil when ready
@@ -96,7 +97,7 @@ func newDaemon(ctx context.Context, s *setup, o daemonOptions) (*daemon, error) 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d := &daemon{
 		cfg: s.cfg, def: s.def, st: s.st, log: s.log.With("component", "daemon", "sync", sy.Name),
-		reg: reg, m: metrics.New(reg), opts: o, syncID: sy.ID, local: handshake.AliasesOf(s.def),
+		reg: reg, m: metrics.New(reg), opts: o, now: time.Now, syncID: sy.ID, local: handshake.AliasesOf(s.def),
 	}
 	if fi, err := os.Stat(s.cfg.SyncFile); err == nil {
 		d.defTime = fi.ModTime()
@@ -372,6 +373,15 @@ func (d *daemon) receiveOne(ctx context.Context, idle time.Duration) error {
 	d.mu.Lock()
 	l := d.link
 	d.mu.Unlock()
+	if l == nil {
+		// The handshake may have finished with the message just read
+		// (run --once reads on after accepting a join).
+		if sy, err := d.syncNow(ctx); err == nil && sy.PeerNode != "" {
+			if l, err = d.newLink(ctx, d.opts.Once); err != nil {
+				return err
+			}
+		}
+	}
 	if l != nil {
 		return l.HandleIncoming(ctx, in, ack)
 	}
@@ -439,6 +449,14 @@ func (d *daemon) runOnce(ctx context.Context) error {
 		sy, err := d.syncNow(ctx)
 		if err != nil {
 			return err
+		}
+		if err := d.resendJoin(ctx, sy); err != nil {
+			d.log.Warn("resend the handshake", "error", err)
+		}
+		if l == nil {
+			d.mu.Lock()
+			l = d.link
+			d.mu.Unlock()
 		}
 		if l == nil && sy.PeerNode != "" {
 			if l, err = d.newLink(ctx, true); err != nil {
@@ -511,6 +529,9 @@ func (d *daemon) engineLoop(stop, ctx context.Context) {
 			continue
 		}
 		d.m.SetSyncState(string(sy.State), allStates)
+		if err := d.resendJoin(ctx, sy); err != nil && ctx.Err() == nil {
+			d.log.Warn("resend the handshake", "error", err)
+		}
 		if sy.State != store.StateRunning {
 			continue
 		}
@@ -518,6 +539,38 @@ func (d *daemon) engineLoop(stop, ctx context.Context) {
 			d.log.Warn("engine step", "error", err)
 		}
 	}
+}
+
+// resendJoin sends the slave's Handshake message again when the master has
+// not answered within JIRABRIDGE_GAP_RESEND_TIMEOUT. Later envelopes are
+// repaired by the link (the master's link asks for what it misses), but
+// before it has accepted the join the master has no link and cannot know
+// that a mail was lost. The same sealed bytes go out; a master that has
+// them already drops the copy as a duplicate.
+func (d *daemon) resendJoin(ctx context.Context, sy store.Sync) error {
+	if sy.Role != store.RoleSlave || sy.State != store.StateHandshake {
+		return nil
+	}
+	var e store.OutboxEntry
+	err := d.st.View(ctx, func(tx *store.Tx) error {
+		var err error
+		e, err = tx.OutboxGet(d.syncID, 1)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if e.SentAt.IsZero() || !e.AckedAt.IsZero() || d.now().Sub(e.SentAt) < d.cfg.GapResendTimeout {
+		return nil
+	}
+	d.log.Info("no answer to the handshake yet: sending it again", "sent_at", e.SentAt)
+	if err := d.sender.Send(ctx, transport.Outgoing{
+		Meta:   transport.Meta{Sync: sy.ID, SyncName: sy.Name, Sender: sy.SelfNode, Seq: e.Seq, Kind: e.Kind},
+		Sealed: e.Sealed,
+	}); err != nil {
+		return err
+	}
+	return d.st.Update(ctx, func(tx *store.Tx) error { return tx.OutboxMarkSent(d.syncID, e.Seq) })
 }
 
 // engineStep builds the engine on first use (the mapping needs Jira's field
