@@ -106,6 +106,11 @@ func eventually(t *testing.T, what string, timeout time.Duration, cond func() bo
 }
 
 func mailtestEnv(t *testing.T) func(string) map[string]string {
+	env, _ := mailtestServer(t)
+	return env
+}
+
+func mailtestServer(t *testing.T) (func(string) map[string]string, *mailtest.Server) {
 	srv, err := mailtest.Start(mailtest.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +141,7 @@ func mailtestEnv(t *testing.T) func(string) map[string]string {
 			"JIRABRIDGE_IMAP_USER":         name,
 			"JIRABRIDGE_IMAP_PASSWORD":     "mailpw-" + name,
 		}
-	}
+	}, srv
 }
 
 // stackEnv points both bridges at the real Postfix + Dovecot stack, each
