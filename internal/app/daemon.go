@@ -340,7 +340,15 @@ func (d *daemon) linkPhase(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	l, err := d.newLink(ctx, false)
+	// receiveOne may have built it already for an envelope that followed
+	// the accepted join; one node runs one link per sync.
+	d.mu.Lock()
+	l := d.link
+	d.mu.Unlock()
+	var err error
+	if l == nil {
+		l, err = d.newLink(ctx, false)
+	}
 	if err != nil {
 		d.setReady(err)
 		d.log.Error("cannot build the link", "error", err)
