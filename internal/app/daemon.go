@@ -17,11 +17,13 @@ import (
 
 	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/engine"
+	"github.com/jirabridge/jirabridge/internal/errclass"
 	"github.com/jirabridge/jirabridge/internal/handshake"
 	"github.com/jirabridge/jirabridge/internal/link"
 	"github.com/jirabridge/jirabridge/internal/mapping"
 	"github.com/jirabridge/jirabridge/internal/metrics"
 	"github.com/jirabridge/jirabridge/internal/ops"
+	"github.com/jirabridge/jirabridge/internal/replay"
 	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/transport"
 	"github.com/jirabridge/jirabridge/transport/filedrop"
@@ -590,6 +592,17 @@ func (d *daemon) engineStep(ctx context.Context, sy store.Sync) error {
 	if n == nil {
 		var err error
 		if n, err = d.newNode(ctx, sy); err != nil {
+			if errclass.Of(err) == errclass.Pause {
+				// Jira refused the credentials while the mapping read its
+				// fields: pause at once, as the engine does, so that no
+				// further call adds to Jira's failed-login count.
+				if perr := d.st.Update(ctx, func(tx *store.Tx) error {
+					return tx.SyncSetState(d.syncID, store.StatePaused, replay.PauseReason)
+				}); perr != nil {
+					return errors.Join(err, perr)
+				}
+				d.log.Error("Jira refused the credentials: sync paused; fix them, run jirabridge check, then jirabridge start", "error", err)
+			}
 			return err
 		}
 	}
@@ -667,7 +680,9 @@ func (d *daemon) handleLifecycle(ctx context.Context, in *transport.Incoming, ac
 	if err := ack(ctx, disp); err != nil {
 		d.log.Warn("ack of a stored envelope failed; a re-delivery is dropped as a duplicate", "id", in.ID, "error", err)
 	}
-	d.m.SetSyncState(string(r.State), allStates)
+	if r.State != "" {
+		d.m.SetSyncState(string(r.State), allStates)
+	}
 	return nil
 }
 
