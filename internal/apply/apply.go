@@ -118,6 +118,7 @@ type Applier struct {
 	syncUser string
 	loc      *time.Location
 	graph    map[string]map[string][]jira.Transition
+	refused  map[string]string // feature -> why it may not run (permissions)
 }
 
 // New checks the options and builds an Applier; it makes no call.
