@@ -647,6 +647,9 @@ func (d *daemon) newNode(ctx context.Context, sy store.Sync) (*engine.Node, erro
 		Store: d.st, Jira: jc, Mapping: mp, SyncID: d.syncID, Node: sy.SelfNode, Role: sy.Role,
 		SyncUser: sy.SyncUser, ProjectKey: sy.ProjectKey, PollInterval: d.cfg.PollInterval,
 		Workers: d.cfg.ReplayWorkers, Logger: d.log,
+		// The first round asks Jira whether the sync user has what the
+		// enabled features need (the same table jirabridge check prints).
+		CheckPermissions: true,
 	})
 	if err != nil {
 		return nil, err
