@@ -500,6 +500,21 @@ func (c *linkCollector) Collect(ctx context.Context, in *Input) ([]Found, error)
 	return out, nil
 }
 
+// pairedHere reports whether this bridge paired the issue (it applied the
+// peer's create, or sent the issue's own). A store error counts as not
+// paired: the caller then treats the issue as found by the initial sync,
+// which is what it did before pairs were consulted.
+func (in *Input) pairedHere(ctx context.Context) bool {
+	d := in.d
+	var ok bool
+	_ = d.o.Store.View(ctx, func(tx *store.Tx) error {
+		_, err := tx.PairByLocal(d.o.SyncID, in.Issue.ID)
+		ok = err == nil
+		return nil
+	})
+	return ok
+}
+
 // synced reports whether a local issue takes part in the sync: paired,
 // sent as new, or matching the sync's JQL (it will be sent).
 func (in *Input) synced(ctx context.Context, issueID string) (bool, error) {

@@ -584,9 +584,12 @@ func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result
 		}
 		f.Sent = append(f.Sent, d.baseline(is))
 		found = append(found, f)
-	case m.initial:
+	case m.initial && !in.pairedHere(ctx):
 		// The initial sync sends only issues people created; the others
-		// came from the peer and are paired already.
+		// came from the peer before this bridge kept records (a new
+		// store): their history so far is covered. A copy this bridge
+		// made itself is paired: its history is read like any other, so a
+		// person's edit of the copy before the first poll is not lost.
 		puts = append(puts, d.baseline(is))
 	default:
 		if !created && !in.createdBySyncUser() {

@@ -593,6 +593,30 @@ func TestEmptyProjectThenFirstIssue(t *testing.T) {
 	}
 }
 
+// The bridge's first poll that sees an issue may find a copy it created
+// itself for the peer, already edited by a person: that edit must be sent,
+// not covered by the initial sync's baseline.
+func TestEmptyProjectThenPeersCopyEditedBeforeFirstPoll(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if r := e.poll(); !r.Initial || r.Changes != 0 {
+		t.Fatalf("empty initial poll = %+v", r)
+	}
+	cp := e.create(e.syncer, "Bug", "peer copy", nil, jira.Property{Key: OriginProperty, Value: map[string]string{"change_id": "p/x/c1"}})
+	if err := e.st.Update(e.ctx, func(tx *store.Tx) error {
+		return tx.PairPut(store.IssuePair{SyncID: syncID, LocalID: cp.ID, LocalKey: cp.Key, PeerID: "9001", PeerKey: "PEER-1"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.jclk.Add(time.Second)
+	e.edit(e.alice, cp.Key, map[string]any{"summary": "alice edits the copy"}, nil)
+	e.poll()
+	cs := e.drain()
+	if len(cs) != 1 || cs[0].Kind != wire.IssueUpdate || !cs[0].Fields["summary"].After.Equal(wire.StringValue("alice edits the copy")) {
+		t.Fatalf("sent %+v, want alice's edit of the copy", cs)
+	}
+}
+
 func TestUnmappableCreateParksAndSendsNothingOfTheIssue(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
