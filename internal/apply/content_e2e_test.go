@@ -114,7 +114,7 @@ func (sd *side) start(t testing.TB) {
 		t.Fatal(err)
 	}
 	det, err := detect.New(detect.Options{Jira: s.Sync, Store: st, SyncID: syncID, Node: s.Name, SyncUser: enginetest.SyncUser,
-		Mapping: s.Mapping, Location: time.UTC, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
+		Mapping: s.Mapping, Location: time.UTC, Now: clk.Now, Logger: slog.New(slog.DiscardHandler), WatcherSweepEvery: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
