@@ -821,3 +821,34 @@ func TestAttachmentVerifyFailureRetriesWithoutDoubling(t *testing.T) {
 	}
 	same(t, "attachments", attachmentSums(t, w.alpha, ref.Key), attachmentSums(t, w.beta, bk))
 }
+
+func TestCommentAuthorMappedToALocalUser(t *testing.T) {
+	t.Parallel()
+	w := newCWorld(t, func(d *config.SyncDef) { d.Users.CommentAuthor = config.AuthorMap })
+	ctx := context.Background()
+	ref := w.create(w.alpha, 1, "mapped author")
+	if _, err := w.person(w.alpha, 1).AddComment(ctx, ref.Key, "from bob", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	bk := w.peer(w.a, ref.Key)
+	cms, err := w.beta.Sync.Comments(ctx, bk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cms) != 1 || cms[0].Body != "[~bjones]:\nfrom bob" {
+		t.Fatalf("beta comments %+v, want one by [~bjones]", cms)
+	}
+	// An edit of the copy on beta reaches the original without the mention.
+	if _, err := w.beta.Client(t, "admin").EditComment(ctx, bk, cms[0].ID, "[~bjones]:\nfrom bob, fixed", nil); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	orig, err := w.alpha.Sync.Comments(ctx, ref.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(orig) != 1 || orig[0].Body != "from bob, fixed" {
+		t.Errorf("alpha original %+v", orig)
+	}
+}
