@@ -653,9 +653,10 @@ func (d *Detector) sweepWatchers(ctx context.Context, res *Result, hasCursor boo
 		return nil
 	}
 	sub := Result{}
-	err := d.search(ctx, "("+d.o.JQL+") ORDER BY updated ASC", func(is *jira.Issue) error {
-		return d.processIssue(ctx, is, &sub, mode{only: wc})
-	})
+	// Only what the watcher collector and the create check read: no
+	// changelog, no synced fields.
+	err := d.o.Jira.SearchAll(ctx, "("+d.o.JQL+") ORDER BY updated ASC", []string{"creator", "reporter", "issuetype", "updated"}, nil,
+		func(is jira.Issue) error { return d.processIssue(ctx, &is, &sub, mode{only: wc}) })
 	res.Changes += sub.Changes
 	res.Parked += sub.Parked
 	if err != nil {
