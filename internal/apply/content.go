@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/detect"
@@ -79,6 +80,15 @@ func (a *Applier) ApplyContent(ctx context.Context, c wire.Change) error {
 	cm, ok := a.o.Mapping.(ContentMapping)
 	if !ok {
 		return errclass.New(errclass.Permanent, "kind_not_supported", fmt.Errorf("change %s: the mapping cannot map %s changes", c.ID, c.Kind))
+	}
+	if !enabled(cm.Def(), c) {
+		// This side's sync definition has the feature off: nothing is
+		// written, and the change is done.
+		a.log.Info("change of a feature switched off here", "change_id", c.ID, "kind", string(c.Kind))
+		return storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+			_, err := tx.LedgerRecord(store.Applied{ChangeID: c.ID, SyncID: a.o.SyncID, Result: "disabled", AppliedAt: tx.Now()})
+			return err
+		}))
 	}
 	p, found, err := a.pairByPeer(ctx, c.IssueID)
 	if err != nil {
@@ -842,4 +852,27 @@ func (a *Applier) refusedErr(c wire.Change, feature string) error {
 	}
 	return errclass.New(errclass.Permanent, "permission",
 		fmt.Errorf("change %s of %s: %s is not started: %s", c.ID, issueName(c), feature, why))
+}
+
+// enabled reports whether this side's sync definition switches on the
+// feature of c. A notice about a filtered attachment belongs to
+// attachments.
+func enabled(def *config.SyncDef, c wire.Change) bool {
+	if def == nil {
+		return true
+	}
+	switch FeatureOf(c.Kind) {
+	case "comments":
+		if c.Kind == wire.CommentAdd && c.Comment != nil && strings.HasPrefix(c.Comment.ID, "notice-") {
+			return def.Attachments.Enabled || def.Comments.Enabled
+		}
+		return def.Comments.Enabled
+	case "attachments":
+		return def.Attachments.Enabled
+	case "watchers":
+		return def.Watchers.Enabled
+	case "links":
+		return def.Links.Enabled
+	}
+	return true
 }

@@ -852,3 +852,19 @@ func TestCommentAuthorMappedToALocalUser(t *testing.T) {
 		t.Errorf("alpha original %+v", orig)
 	}
 }
+
+func TestFeatureSwitchedOffOnTheReceivingSide(t *testing.T) {
+	t.Parallel()
+	w := newCWorld(t, nil)
+	contentDef(t, w.beta, func(d *config.SyncDef) { d.Comments.Enabled = false })
+	w.b.restart(t)
+	ctx := context.Background()
+	ref := w.create(w.alpha, 0, "switch")
+	if _, err := w.person(w.alpha, 0).AddComment(ctx, ref.Key, "not wanted there", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.settle() // nothing parked
+	if got := commentLines(t, w.beta, w.peer(w.a, ref.Key)); len(got) != 0 {
+		t.Errorf("beta has comments %q although its comments are off", got)
+	}
+}
