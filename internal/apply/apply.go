@@ -412,7 +412,16 @@ func (a *Applier) create(ctx context.Context, c wire.Change) error {
 	if err != nil {
 		return fmt.Errorf("encode pair change: %w", err)
 	}
+	watchers, err := a.newCopyWatchers(ctx, ref.ID)
+	if err != nil {
+		return err
+	}
 	if err := storeErr("commit create", a.o.Store.Update(ctx, func(tx *store.Tx) error {
+		if watchers != nil {
+			if err := tx.SentPut(*watchers); err != nil {
+				return err
+			}
+		}
 		for _, cf := range conflicts {
 			cf.At = tx.Now()
 			if _, err := tx.ConflictAdd(cf); err != nil {

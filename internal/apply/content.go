@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/detect"
@@ -79,6 +80,15 @@ func (a *Applier) ApplyContent(ctx context.Context, c wire.Change) error {
 	cm, ok := a.o.Mapping.(ContentMapping)
 	if !ok {
 		return errclass.New(errclass.Permanent, "kind_not_supported", fmt.Errorf("change %s: the mapping cannot map %s changes", c.ID, c.Kind))
+	}
+	if !enabled(cm.Def(), c) {
+		// This side's sync definition has the feature off: nothing is
+		// written, and the change is done.
+		a.log.Info("change of a feature switched off here", "change_id", c.ID, "kind", string(c.Kind))
+		return storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+			_, err := tx.LedgerRecord(store.Applied{ChangeID: c.ID, SyncID: a.o.SyncID, Result: "disabled", AppliedAt: tx.Now()})
+			return err
+		}))
 	}
 	p, found, err := a.pairByPeer(ctx, c.IssueID)
 	if err != nil {
@@ -491,6 +501,11 @@ func (a *Applier) watcher(ctx context.Context, cm ContentMapping, c wire.Change,
 	}
 	watching := slices.ContainsFunc(ws, func(u jira.User) bool { return u.Name == name })
 	add := c.Kind == wire.WatcherAdd
+	if add != watching {
+		if err := a.setBusy(ctx, p.LocalID, detect.KindWatchers, c.ID); err != nil {
+			return err
+		}
+	}
 	switch {
 	case add && !watching:
 		err = a.o.Jira.AddWatcher(ctx, p.LocalID, name)
@@ -512,18 +527,59 @@ func (a *Applier) watcher(ctx context.Context, cm ContentMapping, c wire.Change,
 			return err
 		}
 		if had {
-			names := detect.ParseWatcherSnapshot(prev)
+			seq, names := detect.ParseWatcherRecord(prev)
 			names = slices.DeleteFunc(names, func(n string) bool { return n == name })
 			if add {
 				names = append(names, name)
 			}
-			if err := tx.SentPut(store.SentItem{SyncID: a.o.SyncID, IssueID: p.LocalID, ItemKind: detect.KindWatchers, Version: detect.WatcherSnapshot(names)}); err != nil {
+			if err := tx.SentPut(store.SentItem{SyncID: a.o.SyncID, IssueID: p.LocalID, ItemKind: detect.KindWatchers, Version: detect.WatcherRecord(seq, names)}); err != nil {
 				return err
 			}
+		}
+		if err := tx.CursorSet(detect.BusyCursor(a.o.SyncID, p.LocalID, detect.KindWatchers), ""); err != nil {
+			return err
 		}
 		_, err = tx.LedgerRecord(store.Applied{ChangeID: c.ID, SyncID: a.o.SyncID, Issue: p.LocalID, Result: name, AppliedAt: tx.Now()})
 		return err
 	}))
+}
+
+// setBusy tells detection that the change is about to write kind on the
+// local issue: until its record is committed, detection leaves the
+// issue's watchers (or links) alone, so a crash between the Jira write
+// and the record cannot send the bridge's own write back (watchers and
+// links carry no author to recognise it by).
+func (a *Applier) setBusy(ctx context.Context, localIssue, kind, changeID string) error {
+	return storeErr("record intent of "+changeID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+		return tx.CursorSet(detect.BusyCursor(a.o.SyncID, localIssue, kind), changeID)
+	}))
+}
+
+// newCopyWatchers is the watcher record of an issue the bridge created:
+// of its watchers only the one Jira adds by itself (the reporter) came
+// with the peer's issue; anyone else watching is a person's change here
+// and is sent. Nil when watchers are not synced.
+func (a *Applier) newCopyWatchers(ctx context.Context, issueID string) (*store.SentItem, error) {
+	cm, ok := a.o.Mapping.(ContentMapping)
+	if !ok || cm.Def() == nil || !cm.Def().Watchers.Enabled {
+		return nil, nil
+	}
+	is, err := a.o.Jira.GetIssue(ctx, issueID, []string{"reporter"}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read reporter of new issue %s: %w", issueID, err)
+	}
+	var rep jira.User
+	var names []string
+	if ok, _ := is.Field("reporter", &rep); ok && rep.Name != "" && !a.isSyncUser(ctx, rep.Name) {
+		ws, err := a.o.Jira.Watchers(ctx, issueID)
+		if err != nil {
+			return nil, fmt.Errorf("read watchers of new issue %s: %w", issueID, err)
+		}
+		if slices.ContainsFunc(ws, func(u jira.User) bool { return u.Name == rep.Name }) {
+			names = append(names, rep.Name)
+		}
+	}
+	return &store.SentItem{SyncID: a.o.SyncID, IssueID: issueID, ItemKind: detect.KindWatchers, Version: detect.WatcherRecord(0, names)}, nil
 }
 
 // UnmappedWatchersCursor is the store cursor counting the peer's
@@ -610,6 +666,9 @@ func (a *Applier) linkBetween(ctx context.Context, cm ContentMapping, c wire.Cha
 		if have == nil {
 			return a.record(ctx, c, from.LocalID, "", nil, nil)
 		}
+		if err := a.setBusy(ctx, from.LocalID, detect.KindLink, c.ID); err != nil {
+			return err
+		}
 		if err := a.o.Jira.DeleteLink(ctx, have.ID); err != nil && !notFound(err) {
 			return fmt.Errorf("remove link %s of %s: %w", have.ID, from.LocalKey, err)
 		}
@@ -617,9 +676,13 @@ func (a *Applier) linkBetween(ctx context.Context, cm ContentMapping, c wire.Cha
 			return err
 		}
 		return a.record(ctx, c, from.LocalID, have.ID, []store.SentItem{
-			{ItemKind: detect.KindLink, ItemID: have.ID, Version: detect.LinkVersion(detect.LinkRemoved, alias, to.LocalID)}}, nil)
+			{ItemKind: detect.KindLink, ItemID: have.ID, Version: detect.LinkVersion(detect.LinkRemoved, alias, to.LocalID)}},
+			map[string]string{detect.BusyCursor(a.o.SyncID, from.LocalID, detect.KindLink): ""})
 	}
 	if have == nil {
+		if err := a.setBusy(ctx, from.LocalID, detect.KindLink, c.ID); err != nil {
+			return err
+		}
 		if err := a.o.Jira.CreateLink(ctx, typeName, from.LocalKey, to.LocalKey); err != nil {
 			return fmt.Errorf("link %s to %s: %w", from.LocalKey, to.LocalKey, err)
 		}
@@ -641,7 +704,8 @@ func (a *Applier) linkBetween(ctx context.Context, cm ContentMapping, c wire.Cha
 		}
 	}
 	return a.record(ctx, c, from.LocalID, have.ID, []store.SentItem{
-		{ItemKind: detect.KindLink, ItemID: have.ID, Version: detect.LinkVersion(detect.LinkActive, alias, to.LocalID)}}, nil)
+		{ItemKind: detect.KindLink, ItemID: have.ID, Version: detect.LinkVersion(detect.LinkActive, alias, to.LocalID)}},
+		map[string]string{detect.BusyCursor(a.o.SyncID, from.LocalID, detect.KindLink): ""})
 }
 
 func orID(p store.IssuePair) string {
@@ -788,4 +852,27 @@ func (a *Applier) refusedErr(c wire.Change, feature string) error {
 	}
 	return errclass.New(errclass.Permanent, "permission",
 		fmt.Errorf("change %s of %s: %s is not started: %s", c.ID, issueName(c), feature, why))
+}
+
+// enabled reports whether this side's sync definition switches on the
+// feature of c. A notice about a filtered attachment belongs to
+// attachments.
+func enabled(def *config.SyncDef, c wire.Change) bool {
+	if def == nil {
+		return true
+	}
+	switch FeatureOf(c.Kind) {
+	case "comments":
+		if c.Kind == wire.CommentAdd && c.Comment != nil && strings.HasPrefix(c.Comment.ID, "notice-") {
+			return def.Attachments.Enabled || def.Comments.Enabled
+		}
+		return def.Comments.Enabled
+	case "attachments":
+		return def.Attachments.Enabled
+	case "watchers":
+		return def.Watchers.Enabled
+	case "links":
+		return def.Links.Enabled
+	}
+	return true
 }

@@ -114,7 +114,7 @@ func (sd *side) start(t testing.TB) {
 		t.Fatal(err)
 	}
 	det, err := detect.New(detect.Options{Jira: s.Sync, Store: st, SyncID: syncID, Node: s.Name, SyncUser: enginetest.SyncUser,
-		Mapping: s.Mapping, Location: time.UTC, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
+		Mapping: s.Mapping, Location: time.UTC, Now: clk.Now, Logger: slog.New(slog.DiscardHandler), WatcherSweepEvery: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -820,4 +820,51 @@ func TestAttachmentVerifyFailureRetriesWithoutDoubling(t *testing.T) {
 		t.Errorf("beta attachments %q, want one", got)
 	}
 	same(t, "attachments", attachmentSums(t, w.alpha, ref.Key), attachmentSums(t, w.beta, bk))
+}
+
+func TestCommentAuthorMappedToALocalUser(t *testing.T) {
+	t.Parallel()
+	w := newCWorld(t, func(d *config.SyncDef) { d.Users.CommentAuthor = config.AuthorMap })
+	ctx := context.Background()
+	ref := w.create(w.alpha, 1, "mapped author")
+	if _, err := w.person(w.alpha, 1).AddComment(ctx, ref.Key, "from bob", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	bk := w.peer(w.a, ref.Key)
+	cms, err := w.beta.Sync.Comments(ctx, bk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cms) != 1 || cms[0].Body != "[~bjones]:\nfrom bob" {
+		t.Fatalf("beta comments %+v, want one by [~bjones]", cms)
+	}
+	// An edit of the copy on beta reaches the original without the mention.
+	if _, err := w.beta.Client(t, "admin").EditComment(ctx, bk, cms[0].ID, "[~bjones]:\nfrom bob, fixed", nil); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	orig, err := w.alpha.Sync.Comments(ctx, ref.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(orig) != 1 || orig[0].Body != "from bob, fixed" {
+		t.Errorf("alpha original %+v", orig)
+	}
+}
+
+func TestFeatureSwitchedOffOnTheReceivingSide(t *testing.T) {
+	t.Parallel()
+	w := newCWorld(t, nil)
+	contentDef(t, w.beta, func(d *config.SyncDef) { d.Comments.Enabled = false })
+	w.b.restart(t)
+	ctx := context.Background()
+	ref := w.create(w.alpha, 0, "switch")
+	if _, err := w.person(w.alpha, 0).AddComment(ctx, ref.Key, "not wanted there", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.settle() // nothing parked
+	if got := commentLines(t, w.beta, w.peer(w.a, ref.Key)); len(got) != 0 {
+		t.Errorf("beta has comments %q although its comments are off", got)
+	}
 }

@@ -346,25 +346,47 @@ func humanSize(n int64) string {
 type watcherCollector struct{ stats *ContentStats }
 
 func (*watcherCollector) Name() string                     { return "watchers" }
-func (*watcherCollector) Needs() (fields, expand []string) { return nil, nil }
+func (*watcherCollector) Needs() (fields, expand []string) { return []string{"reporter"}, nil }
 
-// WatcherSnapshot is the version of a KindWatchers record.
-func WatcherSnapshot(names []string) string {
+// WatcherSnapshot is the version of a KindWatchers record with sequence
+// 0; see WatcherRecord.
+func WatcherSnapshot(names []string) string { return WatcherRecord(0, names) }
+
+// WatcherRecord is the version of a KindWatchers record: "#<seq>" and the
+// sorted local usernames, one a line. seq counts the snapshots detection
+// sent, so a watcher who leaves and comes back gets a new change id.
+func WatcherRecord(seq int, names []string) string {
 	s := append([]string(nil), names...)
 	sort.Strings(s)
-	return strings.Join(s, "\n")
+	return strings.Join(append([]string{"#" + strconv.Itoa(seq)}, s...), "\n")
 }
 
-// ParseWatcherSnapshot splits a KindWatchers version.
-func ParseWatcherSnapshot(v string) []string {
-	if v == "" {
-		return nil
+// ParseWatcherRecord splits a KindWatchers version.
+func ParseWatcherRecord(v string) (seq int, names []string) {
+	lines := strings.Split(v, "\n")
+	if len(lines) > 0 && strings.HasPrefix(lines[0], "#") {
+		seq, _ = strconv.Atoi(lines[0][1:])
+		lines = lines[1:]
 	}
-	return strings.Split(v, "\n")
+	for _, l := range lines {
+		if l != "" {
+			names = append(names, l)
+		}
+	}
+	return seq, names
+}
+
+// ParseWatcherSnapshot returns the usernames of a KindWatchers version.
+func ParseWatcherSnapshot(v string) []string {
+	_, names := ParseWatcherRecord(v)
+	return names
 }
 
 func (c *watcherCollector) Collect(ctx context.Context, in *Input) ([]Found, error) {
 	is := in.Issue
+	if busy, err := in.busy(ctx, KindWatchers); err != nil || busy {
+		return nil, err // the applier's write in flight: look again later
+	}
 	ws, err := in.Jira.Watchers(ctx, is.ID)
 	if err != nil {
 		return nil, fmt.Errorf("read watchers: %w", err)
@@ -378,23 +400,40 @@ func (c *watcherCollector) Collect(ctx context.Context, in *Input) ([]Found, err
 		cur[u.Name] = u
 		names = append(names, u.Name)
 	}
-	snap := WatcherSnapshot(names)
 	prevV, had := in.SentVersion(KindWatchers, "")
-	if had && prevV == snap {
+	seq, prevNames := ParseWatcherRecord(prevV)
+	if had && slices.Equal(prevNames, sorted(names)) {
 		return nil, nil
 	}
-	rec := []store.SentItem{in.SentItem(KindWatchers, "", snap)}
+	rec := []store.SentItem{in.SentItem(KindWatchers, "", WatcherRecord(seq+1, names))}
 	at := is.Updated()
-	if !had && in.createdBySyncUser() {
-		// The bridge's copy: its watchers came with the peer's issue.
-		return []Found{{At: at, Sent: rec}}, nil
+	if !had {
+		var rep jira.User
+		hasRep, _ := is.Field("reporter", &rep)
+		hasRep = hasRep && rep.Name != "" && !in.IsSyncUser(&rep)
+		_, repSynced := in.Mapping.FieldByID("reporter")
+		switch {
+		case in.createdBySyncUser():
+			// The bridge's copy without a record (the applier writes one
+			// at create): only the reporter, whom Jira adds by itself,
+			// came with the peer's issue; anyone else is a person's change.
+			if hasRep && cur[rep.Name].Name != "" {
+				prevNames = []string{rep.Name}
+			}
+		case hasRep && repSynced:
+			// A person's issue seen for the first time: its copy on the
+			// peer starts with the reporter watching (Jira adds them), so
+			// that is the state to diff against; a reporter who stopped
+			// watching is sent as a removal.
+			prevNames = []string{rep.Name}
+		}
 	}
 	prev := map[string]bool{}
-	for _, n := range ParseWatcherSnapshot(prevV) {
+	for _, n := range prevNames {
 		prev[n] = true
 	}
 	var out []Found
-	stamp := strconv.FormatInt(at.UnixMilli(), 10)
+	stamp := strconv.Itoa(seq + 1)
 	sort.Strings(names)
 	for _, n := range names {
 		if prev[n] {
@@ -409,8 +448,7 @@ func (c *watcherCollector) Collect(ctx context.Context, in *Input) ([]Found, err
 		out = append(out, Found{At: at, Change: wire.Change{ID: in.ChangeID("w" + is.ID + "/" + stamp + "/+" + n), IssueID: is.ID, IssueKey: is.Key,
 			Kind: wire.WatcherAdd, At: at, Watcher: wu}})
 	}
-	gone := ParseWatcherSnapshot(prevV)
-	sort.Strings(gone)
+	gone := prevNames
 	for _, n := range gone {
 		if _, ok := cur[n]; ok {
 			continue
@@ -446,6 +484,9 @@ func (*linkCollector) Needs() (fields, expand []string) { return []string{"issue
 
 func (c *linkCollector) Collect(ctx context.Context, in *Input) ([]Found, error) {
 	is := in.Issue
+	if busy, err := in.busy(ctx, KindLink); err != nil || busy {
+		return nil, err // the applier's write in flight: look again later
+	}
 	var ls []jira.IssueLink
 	if _, err := is.Field("issuelinks", &ls); err != nil {
 		return nil, err
@@ -561,6 +602,12 @@ func (subtaskCollector) Collect(context.Context, *Input) ([]Found, error) {
 	return nil, nil
 }
 
+func sorted(s []string) []string {
+	s = append([]string(nil), s...)
+	sort.Strings(s)
+	return s
+}
+
 // sentIDs lists the item ids of one kind recorded for the issue, sorted.
 func (in *Input) sentIDs(kind string) []string {
 	var ids []string
@@ -601,4 +648,68 @@ func (d *Detector) DisableCollectors(names ...string) {
 		}
 	}
 	d.collectors = keep
+}
+
+// sweepWatchers reads the watchers of every sync issue every
+// WatcherSweepEvery polls: a watcher change leaves the issue's updated
+// time alone, so no poll query finds it.
+func (d *Detector) sweepWatchers(ctx context.Context, res *Result, hasCursor bool) error {
+	var wc Collector
+	for _, c := range d.collectors {
+		if _, ok := c.(*watcherCollector); ok {
+			wc = c
+		}
+	}
+	if wc == nil || !hasCursor {
+		return nil
+	}
+	d.polls++
+	if d.polls%d.o.WatcherSweepEvery != 0 {
+		return nil
+	}
+	sub := Result{}
+	// Only what the watcher collector and the create check read: no
+	// changelog, no synced fields.
+	err := d.o.Jira.SearchAll(ctx, "("+d.o.JQL+") ORDER BY updated ASC", []string{"creator", "reporter", "issuetype", "updated"}, nil,
+		func(is jira.Issue) error { return d.processIssue(ctx, &is, &sub, mode{only: wc}) })
+	res.Changes += sub.Changes
+	res.Parked += sub.Parked
+	if err != nil {
+		return fmt.Errorf("sweep watchers: %w", err)
+	}
+	return nil
+}
+
+// BusyCursor names the store cursor in which the applier holds the id of
+// a change that is writing watchers or links (kind) of a local issue, from
+// just before the Jira write until its record is committed.
+func BusyCursor(syncID, issueID, kind string) string {
+	return "busy/" + syncID + "/" + issueID + "/" + kind
+}
+
+// busy reports whether the applier is in the middle of writing kind on
+// the issue: a busy marker whose change is still unfinished in the replay
+// queue (a change the operator skipped no longer counts).
+func (in *Input) busy(ctx context.Context, kind string) (bool, error) {
+	d := in.d
+	var busy bool
+	err := d.o.Store.View(ctx, func(tx *store.Tx) error {
+		id, _, err := tx.CursorGet(BusyCursor(d.o.SyncID, in.Issue.ID, kind))
+		if err != nil || id == "" {
+			return err
+		}
+		it, err := tx.ReplayGetByChange(d.o.SyncID, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		busy = it.State == store.ReplayPending || it.State == store.ReplayParked || it.State == store.ReplayWaitingParent
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("read busy marker of %s: %w", in.Issue.Key, err)
+	}
+	return busy, nil
 }

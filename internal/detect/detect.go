@@ -83,6 +83,11 @@ type Options struct {
 	// PageSize is the maxResults asked for; Jira may return fewer, and
 	// paging follows what it returns. Default 100.
 	PageSize int
+	// WatcherSweepEvery: watching an issue does not change its updated
+	// time, so the poll's query cannot find it; every this many polls the
+	// watchers of every sync issue are read (one call per issue). Default
+	// 12 (a minute at the default interval); tests use 1.
+	WatcherSweepEvery int
 	// Collectors add kinds of changes (comments, attachments, watchers,
 	// links); the changelog collector always runs first. Nil means the
 	// ones the sync definition switches on (ContentCollectors); an empty
@@ -110,6 +115,7 @@ type Detector struct {
 	log        *slog.Logger
 	collectors []Collector
 	stats      *ContentStats
+	polls      int // polls since start, for the watcher sweep
 
 	mu      sync.Mutex
 	loc     *time.Location
@@ -154,6 +160,9 @@ func New(opts Options) (*Detector, error) {
 	}
 	if opts.PageSize <= 0 {
 		opts.PageSize = 100
+	}
+	if opts.WatcherSweepEvery <= 0 {
+		opts.WatcherSweepEvery = 12
 	}
 	d := &Detector{o: opts, loc: opts.Location, log: opts.Logger.With("component", "detect", "sync", opts.SyncID)}
 	d.stats = &ContentStats{}
@@ -223,6 +232,9 @@ func (d *Detector) Poll(ctx context.Context) (Result, error) {
 		return res, err
 	}
 	if err := d.recheckParked(ctx, &res); err != nil {
+		return res, err
+	}
+	if err := d.sweepWatchers(ctx, &res, hasCursor); err != nil {
 		return res, err
 	}
 	next := cursor
@@ -463,8 +475,9 @@ func (d *Detector) scan(ctx context.Context, jql string, res *Result, initial bo
 
 // mode says why an issue is processed.
 type mode struct {
-	initial bool   // initial sync
-	resync  string // resync stamp, "" otherwise
+	initial bool      // initial sync
+	resync  string    // resync stamp, "" otherwise
+	only    Collector // a sweep: run only this collector on issues already sent
 }
 
 // recheckParked looks again at issues whose outgoing change was parked:
@@ -548,6 +561,15 @@ func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result
 		return err
 	}
 	switch {
+	case m.only != nil:
+		if eligible {
+			return nil // not sent yet: the regular poll sends it
+		}
+		fs, err := m.only.Collect(ctx, in)
+		if err != nil {
+			return fmt.Errorf("collect %s changes of %s: %w", m.only.Name(), is.Key, err)
+		}
+		found = fs
 	case eligible:
 		f, ok, err := d.snapshot(ctx, in, wire.IssueCreate, d.ChangeID("c"+is.ID))
 		if err != nil {

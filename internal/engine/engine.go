@@ -52,6 +52,9 @@ type Config struct {
 	// replay.DefaultBackOff. Tests return 0.
 	BackOff func(n int) time.Duration
 	Overlap time.Duration // detection cursor overlap; default 2m
+	// WatcherSweepEvery: every this many polls the watchers of all sync
+	// issues are read (watching leaves updated alone); default 12.
+	WatcherSweepEvery int
 	// Location is the sync user's time zone for JQL dates; nil: detection
 	// asks Jira, the applier assumes UTC.
 	Location *time.Location
@@ -116,7 +119,7 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	det, err := detect.New(detect.Options{Jira: cfg.Jira, Store: cfg.Store, SyncID: cfg.SyncID, Node: cfg.Node,
 		SyncUser: cfg.SyncUser, Mapping: cfg.Mapping, Overlap: cfg.Overlap, Location: cfg.Location,
-		Now: cfg.Now, Logger: cfg.Logger})
+		Now: cfg.Now, Logger: cfg.Logger, WatcherSweepEvery: cfg.WatcherSweepEvery})
 	if err != nil {
 		return nil, fmt.Errorf("build detection: %w", err)
 	}

@@ -60,7 +60,7 @@ func (b *bridge) start() {
 	b.node, err = engine.NewNode(engine.Config{Store: st, Jira: b.jira, Mapping: b.site.Mapping, SyncID: syncID,
 		Node: b.site.Name, Role: b.role, SyncUser: enginetest.SyncUser, PeerURL: b.peer.URL, Workers: 1,
 		BackOff: func(int) time.Duration { return 0 }, Location: time.UTC, Now: b.clk.Now, Hooks: b.hooks,
-		CheckPermissions: b.checkPerms})
+		CheckPermissions: b.checkPerms, WatcherSweepEvery: 1})
 	if err != nil {
 		b.t.Fatal(err)
 	}

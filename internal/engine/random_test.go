@@ -53,6 +53,7 @@ func TestRandomizedConvergence(t *testing.T) {
 	}()
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	w := newWorld(t)
+	withContent(t, w)
 	ctx := context.Background()
 	sites := []*enginetest.Site{w.alpha, w.beta}
 	clients := map[string][]*jira.Client{}
@@ -91,15 +92,17 @@ func TestRandomizedConvergence(t *testing.T) {
 			f["summary"] = fmt.Sprintf("%s issue %d", s.Name, i)
 			createIssue(t, c, s, typ, f)
 			made["create"]++
-		case r < 70:
+		case r < 50:
 			key := keys[rng.IntN(len(keys))]
 			if err := c.EditIssue(ctx, key, randomFields(rng, s, 1+rng.IntN(3)), nil, nil); err != nil {
 				t.Fatalf("seed %d: edit %s: %v", seed, key, err)
 			}
 			made["edit"]++
-		case r < 95:
+		case r < 68:
 			randomTransition(t, rng, c, keys[rng.IntN(len(keys))])
 			made["transition"]++
+		case r < 96:
+			randomContent(t, rng, s, keys, made)
 		default:
 			key := keys[rng.IntN(len(keys))]
 			typ := []string{"Task", "Bug"}[rng.IntN(2)]
@@ -167,6 +170,13 @@ func TestRandomizedConvergence(t *testing.T) {
 			dumpHistory(t, w, ak, pairs[ak])
 		}
 		diffs = append(diffs, d...)
+	}
+	toAlpha := map[string]string{}
+	for a, b := range pairs {
+		toAlpha[b] = a
+	}
+	for _, ak := range sortedKeys(pairs) {
+		diffs = append(diffs, diffContent(t, w, ak, pairs[ak], toAlpha)...)
 	}
 	if len(diffs) > 0 {
 		t.Fatalf("seed %d: %d differences after settling:\n%s", seed, len(diffs), strings.Join(diffs, "\n"))
