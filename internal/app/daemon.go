@@ -640,9 +640,6 @@ func (d *daemon) newNode(ctx context.Context, sy store.Sync) (*engine.Node, erro
 	if err != nil {
 		return nil, fmt.Errorf("build the mapping: %w", err)
 	}
-	// TODO(engine): wrap the node's replay applier with ops.MeterApplier
-	// (applied/parked/retried counts by kind and reason) once engine.Config
-	// takes an applier decorator; until then those metrics stay at zero.
 	n, err := engine.NewNode(engine.Config{
 		Store: d.st, Jira: jc, Mapping: mp, SyncID: d.syncID, Node: sy.SelfNode, Role: sy.Role,
 		SyncUser: sy.SyncUser, ProjectKey: sy.ProjectKey, PollInterval: d.cfg.PollInterval,
@@ -650,6 +647,8 @@ func (d *daemon) newNode(ctx context.Context, sy store.Sync) (*engine.Node, erro
 		// The first round asks Jira whether the sync user has what the
 		// enabled features need (the same table jirabridge check prints).
 		CheckPermissions: true,
+		// Applied, parked and retried changes are counted by kind and reason.
+		WrapApplier: func(a replay.Applier) replay.Applier { return ops.MeterApplier(a, d.m) },
 	})
 	if err != nil {
 		return nil, err

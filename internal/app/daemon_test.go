@@ -274,9 +274,42 @@ func daemonsEndToEnd(t *testing.T, transportEnv func(string) map[string]string) 
 	}
 	wait := func() { time.Sleep(600 * time.Millisecond) }
 	crossBothWays(t, alpha, beta, 60, wait, wait)
+	// What happened shows in each bridge's metrics: envelopes both ways and
+	// the changes the peer made, applied here.
+	for _, d := range []*daemonSite{md, sd} {
+		for _, name := range []string{"jirabridge_changes_applied_total", "jirabridge_envelopes_sent_total", "jirabridge_envelopes_received_total"} {
+			if got := scrapeSum(t, "http://"+d.http+"/metrics", name); got < 1 {
+				t.Errorf("%s: %s = %v, want at least 1", d.http, name, got)
+			}
+		}
+	}
 	md.stop(t)
 	sd.stop(t)
 	if t.Failed() {
 		t.Logf("master log:\n%s\nslave log:\n%s", md.logs, sd.logs)
 	}
+}
+
+// scrapeSum adds up every sample of the metric name on a /metrics page.
+func scrapeSum(t *testing.T, url, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
 }

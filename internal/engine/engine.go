@@ -62,6 +62,10 @@ type Config struct {
 	Logger   *slog.Logger
 	// Hooks reach into the applier (crash tests).
 	Hooks apply.Hooks
+	// WrapApplier, when set, decorates the applier replay calls (the
+	// daemon counts outcomes in its metrics this way). The decorator must
+	// keep replay.ParentChecker when the applier it wraps has it.
+	WrapApplier func(replay.Applier) replay.Applier
 	// Ticks, when set, replaces Run's poll interval ticker (tests send
 	// ticks by hand).
 	Ticks <-chan time.Time
@@ -129,7 +133,11 @@ func NewNode(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build applier: %w", err)
 	}
-	rep, err := replay.New(replay.Options{Store: cfg.Store, SyncID: cfg.SyncID, Applier: app, Workers: cfg.Workers,
+	var ra replay.Applier = app
+	if cfg.WrapApplier != nil {
+		ra = cfg.WrapApplier(ra)
+	}
+	rep, err := replay.New(replay.Options{Store: cfg.Store, SyncID: cfg.SyncID, Applier: ra, Workers: cfg.Workers,
 		BackOff: cfg.BackOff, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("build replay: %w", err)

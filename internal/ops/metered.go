@@ -15,8 +15,24 @@ import (
 // ones put back for a later try (temporary errors, back-off, pause) by
 // reason. The daemon wraps the engine's applier with it; m nil counts
 // nothing.
+//
+// The wrapper keeps the optional replay.ParentChecker of the applier it
+// wraps, because replay wakes waiting sub-tasks only through it.
 func MeterApplier(a replay.Applier, m *metrics.Metrics) replay.Applier {
-	return meteredApplier{a: a, m: m}
+	x := meteredApplier{a: a, m: m}
+	if pc, ok := a.(replay.ParentChecker); ok {
+		return meteredParentApplier{meteredApplier: x, pc: pc}
+	}
+	return x
+}
+
+type meteredParentApplier struct {
+	meteredApplier
+	pc replay.ParentChecker
+}
+
+func (x meteredParentApplier) ParentReady(ctx context.Context, c wire.Change) (bool, error) {
+	return x.pc.ParentReady(ctx, c)
 }
 
 type meteredApplier struct {
