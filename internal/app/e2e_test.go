@@ -115,14 +115,9 @@ func crossBothWays(t *testing.T, alpha, beta *demoSite, rounds int, toBeta, toAl
 	if got["Printer on fire"].Description != "smoke everywhere" {
 		t.Fatalf("beta after the create: %+v", got)
 	}
-	// Let beta's detection take its first look at the project before a
-	// person edits there. (The engine's first scan of a project that was
-	// empty takes what it sees as the baseline, so an edit made between the
-	// bridge's create and that scan would not be sent: reported to the
-	// engine's owner.)
-	toBeta()
-	toBeta()
-
+	// A person edits beta's copy at once, before beta's detection may have
+	// looked at the project at all: the edit must still come back (the
+	// first scan reads a copy the bridge made like any other issue).
 	// An edit on beta by a person there comes back to alpha.
 	var betaKey string
 	c, _ := jira.New(jira.Options{BaseURL: beta.URL, Username: "admin", Password: "admin"})
