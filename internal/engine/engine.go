@@ -267,8 +267,13 @@ func (n *Node) checkPermissions(ctx context.Context) error {
 // Refused lists the features the permission check turned off.
 func (n *Node) Refused() []string { return append([]string(nil), n.refused...) }
 
-// Resume un-pauses the sync after the credentials were changed.
-func (n *Node) Resume(ctx context.Context) error { return n.replayer.Resume(ctx) }
+// Resume un-pauses the sync after the credentials were changed: the Jira
+// client may call again (one call at a time
+// until the credentials are seen to work) and replay goes on.
+func (n *Node) Resume(ctx context.Context) error {
+	n.cfg.Jira.ResetAuth()
+	return n.replayer.Resume(ctx)
+}
 
 // Run steps every poll interval until ctx ends. Errors are logged and the
 // loop goes on: the next step retries, and a pause stops Jira calls by

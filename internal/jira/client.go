@@ -16,6 +16,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	gojira "github.com/andygrunwald/go-jira"
@@ -51,6 +53,16 @@ type Options struct {
 type Client struct {
 	jc   *gojira.Client
 	opts Options
+
+	// The authentication latch. Every failed login brings the sync user
+	// closer to Jira's CAPTCHA lock, so: until one answer has shown that
+	// the credentials work, calls go one at a time (parallel workers
+	// starting with a wrong password make one failed call, not one each);
+	// after Jira refused the credentials, no call is made at all until
+	// ResetAuth.
+	authMu   sync.Mutex   // held by the one call in flight while unverified
+	verified atomic.Bool  // an answer other than an authentication failure came back
+	refused  atomic.Value // error: the Pause error of the refusal, or nil
 }
 
 // New builds a Client; it makes no call.
@@ -102,6 +114,49 @@ func (c *Client) do(ctx context.Context, method, endpoint, path string, body, ou
 // send runs req and decodes the answer; raw, when non-nil, receives the
 // body bytes of a 2xx answer instead of JSON decoding.
 func (c *Client) send(ctx context.Context, req *http.Request, endpoint string, out any, raw *[]byte) error {
+	if err := c.authRefused(); err != nil {
+		return err
+	}
+	if !c.verified.Load() {
+		c.authMu.Lock()
+		defer c.authMu.Unlock()
+		if err := c.authRefused(); err != nil {
+			return err
+		}
+	}
+	err := c.roundTrip(ctx, req, endpoint, out, raw)
+	switch {
+	case errclass.Of(err) == errclass.Pause:
+		c.refused.Store(refusal{err})
+	case StatusOf(err) != 0 || err == nil:
+		c.verified.Store(true)
+	}
+	return err
+}
+
+type refusal struct{ err error }
+
+// authRefused returns the error Jira gave when it refused the credentials,
+// while the latch is set.
+func (c *Client) authRefused() error {
+	if r, ok := c.refused.Load().(refusal); ok && r.err != nil {
+		return r.err
+	}
+	return nil
+}
+
+// AuthRefused reports whether Jira refused this client's credentials; no
+// call is made until ResetAuth.
+func (c *Client) AuthRefused() bool { return c.authRefused() != nil }
+
+// ResetAuth lifts the authentication latch, after an operator changed the
+// credentials or resumed the sync. The next call goes alone again.
+func (c *Client) ResetAuth() {
+	c.refused.Store(refusal{})
+	c.verified.Store(false)
+}
+
+func (c *Client) roundTrip(ctx context.Context, req *http.Request, endpoint string, out any, raw *[]byte) error {
 	start := c.opts.Now()
 	resp, err := c.jc.Do(req, nil)
 	call := Call{Method: req.Method, Endpoint: endpoint, Duration: c.opts.Now().Sub(start)}

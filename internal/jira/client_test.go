@@ -109,6 +109,7 @@ func TestErrorsAreClassifiedAndCounted(t *testing.T) {
 	if _, err := c.Myself(ctx); errclass.Of(err) != errclass.Pause {
 		t.Errorf("401: class %v, want pause (%v)", errclass.Of(err), err)
 	}
+	c.ResetAuth() // the latch would refuse every further call
 	if _, err := c.GetIssue(ctx, "P-1", nil, nil); errclass.Of(err) != errclass.BackOff || errclass.RetryAfter(err).Seconds() != 3 {
 		t.Errorf("429: %v", err)
 	}
@@ -135,5 +136,52 @@ func TestTimeFormat(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`"yesterday"`), &tm); err == nil {
 		t.Error("want an error for a malformed time")
+	}
+}
+
+// Parallel callers with refused credentials make one failed login between
+// them, and none after it until ResetAuth: each failure brings the sync user
+// closer to Jira's CAPTCHA lock.
+func TestAuthLatchMakesOneFailedCall(t *testing.T) {
+	var calls, ok atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if ok.Load() == 0 {
+			w.Header().Set("X-Seraph-LoginReason", "AUTHENTICATED_FAILED")
+			w.WriteHeader(401)
+			return
+		}
+		io.WriteString(w, `{"name":"sync"}`)
+	}))
+	defer srv.Close()
+	c, _ := New(Options{BaseURL: srv.URL, Username: "sync", Password: "wrong"})
+	ctx := context.Background()
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() { _, err := c.Myself(ctx); errs <- err }()
+	}
+	for range 8 {
+		if err := <-errs; errclass.Of(err) != errclass.Pause {
+			t.Errorf("error = %v, want a pause", err)
+		}
+	}
+	if got := calls.Load(); got != 1 {
+		t.Fatalf("Jira saw %d calls, want exactly 1", got)
+	}
+	if !c.AuthRefused() {
+		t.Error("AuthRefused = false after a 401")
+	}
+	ok.Store(1)
+	c.ResetAuth()
+	for range 4 {
+		go func() { _, err := c.Myself(ctx); errs <- err }()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Errorf("after ResetAuth: %v", err)
+		}
+	}
+	if got := calls.Load(); got != 5 {
+		t.Errorf("Jira saw %d calls in all, want 5", got)
 	}
 }
