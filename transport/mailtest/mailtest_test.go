@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,8 +47,12 @@ func TestDeliveryAndFaults(t *testing.T) {
 	s.FailNth(2, 451, "try later")
 	s.FailNth(3, 554, "no")
 	s.DropNth(4)
+	// Sessions run on their own goroutines (a dropped connection's session
+	// may still be finishing when the next one starts), so the recorder
+	// locks.
+	var mu sync.Mutex
 	var delays []int
-	s.SetDelay(func(n int) { delays = append(delays, n) })
+	s.SetDelay(func(n int) { mu.Lock(); delays = append(delays, n); mu.Unlock() })
 	tests := []struct {
 		name     string
 		to       string
@@ -79,7 +84,10 @@ func TestDeliveryAndFaults(t *testing.T) {
 	if got := len(s.Mails("bridge-b", "box1")); got != 1 {
 		t.Errorf("box1 mails = %d, want 1", got)
 	}
-	if got, want := delays, []int{1, 2, 3, 4, 5}; !equal(got, want) {
+	mu.Lock()
+	got := append([]int(nil), delays...)
+	mu.Unlock()
+	if want := []int{1, 2, 3, 4, 5}; !equal(got, want) {
 		t.Errorf("delay calls = %v, want %v", got, want)
 	}
 }
