@@ -14,14 +14,16 @@ import (
 	"time"
 
 	"github.com/jirabridge/jirabridge/internal/config"
+	"github.com/jirabridge/jirabridge/internal/detect"
 	"github.com/jirabridge/jirabridge/internal/replay"
 	"github.com/jirabridge/jirabridge/internal/store"
 )
 
 const messagesUsage = `messages list [--all] [--sync ID] | show ID | retry ID... | skip ID...
 
-Works on the changes from the peer that could not be applied (parked): each
-blocks only its own issue. list shows the open and retrying ones (--all: every
+Works on the changes that could not be applied here (DIR in: from the peer)
+or not be sent (DIR out: a local change that cannot be mapped); each blocks
+only its own issue. list shows the open and retrying ones (--all: every
 state); show prints one with its full error and the change; retry puts it back
 in its issue's lane after the cause is fixed (the running bridge applies it at
 its next step); skip gives up on it and lets the issue's later changes go on.
@@ -137,9 +139,13 @@ func messagesList(env Env, args []string) int {
 
 func printFailures(w io.Writer, rows []store.Failure) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSYNC\tSTATE\tISSUE\tKIND\tATTEMPTS\tLAST SEEN\tERROR")
+	fmt.Fprintln(tw, "ID\tSYNC\tDIR\tSTATE\tISSUE\tKIND\tATTEMPTS\tLAST SEEN\tERROR")
 	for _, f := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", f.ID, f.SyncID, f.State, f.IssueKey, f.Kind, f.Attempts,
+		dir, kind := "in", f.Kind
+		if k, ok := strings.CutPrefix(f.Kind, detect.FailureKindPrefix); ok {
+			dir, kind = "out", k
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", f.ID, f.SyncID, dir, f.State, f.IssueKey, kind, f.Attempts,
 			f.LastSeenAt.UTC().Format("2006-01-02 15:04:05"), oneLine(f.ErrorText, 80))
 	}
 	_ = tw.Flush()
@@ -268,7 +274,7 @@ func messagesAct(env Env, cmd string, args []string, act func(context.Context, *
 			fmt.Fprintf(env.Stderr, "messages %s: %v\n", cmd, err)
 			code = ExitFailure
 		case cmd == "retry":
-			fmt.Fprintf(env.Stdout, "message %d (%s, issue %s): retrying; the bridge applies it at its next step\n", id, f.Kind, f.IssueKey)
+			fmt.Fprintf(env.Stdout, "message %d (%s, issue %s): retrying; the running bridge tries it again at its next step\n", id, f.Kind, f.IssueKey)
 		default:
 			fmt.Fprintf(env.Stdout, "message %d (%s, issue %s): skipped; the issue's later changes go on\n", id, f.Kind, f.IssueKey)
 		}

@@ -186,6 +186,9 @@ func (a *Applier) Apply(ctx context.Context, c wire.Change) error {
 	case wire.IssuePair:
 		return a.pair(ctx, c)
 	default:
+		if IsContent(c.Kind) {
+			return a.ApplyContent(ctx, c)
+		}
 		return errclass.New(errclass.Permanent, "kind_not_supported",
 			fmt.Errorf("change %s of %s: kind %q is not applied by this version", c.ID, issueName(c), c.Kind))
 	}
@@ -294,6 +297,15 @@ func (a *Applier) create(ctx context.Context, c wire.Change) error {
 			fields[as.FieldID] = as.Value
 		}
 	}
+	if c.ParentIssueID != "" {
+		// A sub-task goes under the local copy of its parent; without one
+		// yet it waits (ReasonWaitingParent) without holding other issues.
+		parent, err := a.ParentField(ctx, c)
+		if err != nil {
+			return err
+		}
+		fields["parent"] = parent
+	}
 	var wantStatus string
 	if c.Status != "" {
 		if wantStatus, err = a.o.Mapping.StatusName(c.IssueKey, c.Status); err != nil {
@@ -382,7 +394,7 @@ func (a *Applier) create(ctx context.Context, c wire.Change) error {
 	if err != nil {
 		return fmt.Errorf("encode pair change: %w", err)
 	}
-	return storeErr("commit create", a.o.Store.Update(ctx, func(tx *store.Tx) error {
+	if err := storeErr("commit create", a.o.Store.Update(ctx, func(tx *store.Tx) error {
 		for _, cf := range conflicts {
 			cf.At = tx.Now()
 			if _, err := tx.ConflictAdd(cf); err != nil {
@@ -399,7 +411,22 @@ func (a *Applier) create(ctx context.Context, c wire.Change) error {
 			return err
 		}
 		return tx.CursorSet(key, "")
-	}))
+	})); err != nil {
+		return err
+	}
+	a.waitingLinks(ctx)
+	return nil
+}
+
+// waitingLinks makes the links that waited for an issue that is now
+// paired. A failure is only logged: the links stay set aside and the next
+// create or pair tries again; the change itself is applied.
+func (a *Applier) waitingLinks(ctx context.Context) {
+	if n, err := a.ApplyWaitingLinks(ctx); err != nil {
+		a.log.Warn("links waiting for their other end", "err", err)
+	} else if n > 0 {
+		a.log.Info("made links that waited for their other end", "links", n)
+	}
 }
 
 // findMarker looks for an issue the sync user created since the intent
@@ -522,13 +549,17 @@ func (a *Applier) pair(ctx context.Context, c wire.Change) error {
 	if err := a.showPair(ctx, c, is.Key, c.IssueID, c.IssueKey); err != nil {
 		return err
 	}
-	return storeErr("commit pair", a.o.Store.Update(ctx, func(tx *store.Tx) error {
+	if err := storeErr("commit pair", a.o.Store.Update(ctx, func(tx *store.Tx) error {
 		if err := tx.PairPut(store.IssuePair{SyncID: a.o.SyncID, LocalID: is.ID, LocalKey: is.Key, PeerID: c.IssueID, PeerKey: c.IssueKey}); err != nil {
 			return err
 		}
 		_, err := tx.LedgerRecord(store.Applied{ChangeID: c.ID, SyncID: a.o.SyncID, Issue: is.ID, AppliedAt: tx.Now()})
 		return err
-	}))
+	})); err != nil {
+		return err
+	}
+	a.waitingLinks(ctx)
+	return nil
 }
 
 // update brings the local issue of pair p to the state change c describes:

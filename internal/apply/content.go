@@ -278,6 +278,22 @@ func (a *Applier) commentEdit(ctx context.Context, cm ContentMapping, c wire.Cha
 		a.log.Info("edit of a comment that has no copy here", "change_id", c.ID, "comment", c.Comment.ID)
 		return a.record(ctx, c, p.LocalID, "", nil, nil)
 	}
+	// Conflict: a person here edited the comment after the peer's edit
+	// was made (by Jira time); the newer edit wins, and it travels to the
+	// peer by itself. A tie goes to the master.
+	cur, err := a.o.Jira.Comment(ctx, p.LocalID, id)
+	if notFound(err) {
+		a.log.Info("edited comment is gone here", "change_id", c.ID, "comment", id)
+		return a.record(ctx, c, p.LocalID, "", nil, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("read comment %s of %s: %w", id, p.LocalKey, err)
+	}
+	if cur.UpdateAuthor != nil && !a.isSyncUser(ctx, cur.UpdateAuthor.Name) &&
+		(cur.Updated.After(c.At) || (cur.Updated.Equal(c.At) && a.o.Role == store.RoleMaster)) {
+		a.log.Info("comment edit lost to a newer local edit", "change_id", c.ID, "comment", id)
+		return a.record(ctx, c, p.LocalID, "older", nil, nil)
+	}
 	body := c.Comment.Body
 	if isCopy {
 		if body, err = a.commentBody(ctx, cm, c, body); err != nil {
@@ -322,6 +338,11 @@ func (a *Applier) commentDelete(ctx context.Context, c wire.Change, p store.Issu
 	}
 	return a.record(ctx, c, p.LocalID, id, []store.SentItem{
 		{ItemKind: detect.KindComment, ItemID: id, Version: detect.VersionDeleted}}, nil)
+}
+
+func (a *Applier) isSyncUser(ctx context.Context, name string) bool {
+	u, err := a.user(ctx)
+	return err == nil && u == name
 }
 
 // ---- attachments ----

@@ -790,3 +790,34 @@ func TestCrashAfterCommentOrAttachmentWriteDoesNotDouble(t *testing.T) {
 		})
 	}
 }
+
+func TestAttachmentVerifyFailureRetriesWithoutDoubling(t *testing.T) {
+	t.Parallel()
+	w := newCWorld(t, nil)
+	ctx := context.Background()
+	ref := w.create(w.alpha, 0, "verify")
+	w.settle()
+	bk := w.peer(w.a, ref.Key)
+	// The download that verifies the upload fails once (after the upload
+	// succeeded): the retry finds the uploaded file by name, size and
+	// checksum instead of uploading it again.
+	w.beta.Sim.AddFault(jirasim.Fault{Method: "GET", Path: "/secure/attachment/**", Status: 503, Times: 1})
+	up, err := w.person(w.alpha, 0).AddAttachment(ctx, ref.Key, "v.bin", randomBytes(5, 4000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	var item store.ReplayItem
+	_ = w.b.st.View(ctx, func(tx *store.Tx) error {
+		var err error
+		item, err = tx.ReplayGetByChange(syncID, syncID+"/alpha/a"+up.ID)
+		return err
+	})
+	if item.Attempts != 2 {
+		t.Errorf("attachment applied in %d attempts, want 2 (the fault did not hit)", item.Attempts)
+	}
+	if got := attachmentSums(t, w.beta, bk); len(got) != 1 {
+		t.Errorf("beta attachments %q, want one", got)
+	}
+	same(t, "attachments", attachmentSums(t, w.alpha, ref.Key), attachmentSums(t, w.beta, bk))
+}

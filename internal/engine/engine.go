@@ -142,13 +142,14 @@ type StepResult struct {
 	Detected int  // changes detection wrote to pending
 	Applied  int  // peer changes applied
 	Parked   int  // peer changes parked
-	Retries  int  // peer changes put back for a later try
+	Retries  int  // peer changes put back for a later try, or woken
+	Waiting  int  // peer sub-tasks set to wait for their parent
 	Paused   bool // the sync is paused: no Jira call was made
 }
 
 // Moved reports whether the step changed anything (a retry scheduled for
 // now counts: the next step tries again).
-func (r StepResult) Moved() bool { return r.Detected+r.Applied+r.Parked+r.Retries > 0 }
+func (r StepResult) Moved() bool { return r.Detected+r.Applied+r.Parked+r.Retries+r.Waiting > 0 }
 
 // Step runs a pending resync request, one poll and one replay round. A
 // paused sync makes no Jira call at all; an authentication failure in
@@ -160,26 +161,33 @@ func (n *Node) Step(ctx context.Context) (StepResult, error) {
 		res.Paused = paused
 		return res, err
 	}
-	k, err := n.runResync(ctx)
+	// Detection and replay are independent: a detection failure (Jira
+	// down for searches, a bad sync JQL) must not hold the peer's changes
+	// back, except a pause, which stops every call.
+	k, rerr := n.runResync(ctx)
 	res.Detected += k
-	if err == nil {
-		var d detect.Result
-		d, err = n.poller.Poll(ctx)
-		res.Detected += d.Changes
-	}
-	if err != nil {
-		if errclass.Of(err) == errclass.Pause {
+	d, derr := n.poller.Poll(ctx)
+	res.Detected += d.Changes
+	var errs []error
+	for _, e := range []struct {
+		what string
+		err  error
+	}{{"resync", rerr}, {"detect", derr}} {
+		if e.err == nil {
+			continue
+		}
+		if errclass.Of(e.err) == errclass.Pause {
 			res.Paused = true
 			return res, n.replayer.Pause(ctx, replay.PauseReason)
 		}
-		return res, fmt.Errorf("detect: %w", err)
+		errs = append(errs, fmt.Errorf("%s: %w", e.what, e.err))
 	}
 	r, err := n.replayer.Round(ctx)
-	res.Applied, res.Parked, res.Retries, res.Paused = r.Applied, r.Parked, r.Retries, r.Paused
+	res.Applied, res.Parked, res.Retries, res.Waiting, res.Paused = r.Applied, r.Parked, r.Retries, r.Waiting, r.Paused
 	if err != nil {
-		return res, fmt.Errorf("replay: %w", err)
+		errs = append(errs, fmt.Errorf("replay: %w", err))
 	}
-	return res, nil
+	return res, errors.Join(errs...)
 }
 
 // Resume un-pauses the sync after the credentials were changed.

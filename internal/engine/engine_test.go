@@ -1,12 +1,15 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"maps"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jirabridge/jirabridge/internal/app"
 	"github.com/jirabridge/jirabridge/internal/engine"
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
 	"github.com/jirabridge/jirabridge/internal/jira"
@@ -198,8 +201,16 @@ func TestResyncRepairsDrift(t *testing.T) {
 	if d := diffIssues(t, w, ref.Key, betaKey); len(d) != 1 {
 		t.Fatalf("want exactly the summary to differ, got %v", d)
 	}
-	if _, err := engine.RequestResync(ctx, w.a.st, syncID, "key = "+ref.Key); err != nil {
-		t.Fatal(err)
+	// The operator runs `jirabridge resync --jql ...` next to alpha's bridge.
+	var out, errb bytes.Buffer
+	cli := app.Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string {
+		if k == "JIRABRIDGE_DATA_DIR" {
+			return filepath.Dir(w.a.dbPath)
+		}
+		return ""
+	}}
+	if code := app.Main([]string{"resync", "--jql", "key = " + ref.Key}, cli); code != app.ExitOK {
+		t.Fatalf("resync: exit %d: %s", code, errb.String())
 	}
 	before, err := w.beta.Sync.GetIssue(ctx, betaKey, nil, []string{"changelog"})
 	if err != nil {
@@ -256,5 +267,41 @@ func TestRunStepsOnEveryTick(t *testing.T) {
 	cancel()
 	if err := <-done; err != context.Canceled {
 		t.Errorf("Run returned %v, want context.Canceled", err)
+	}
+}
+
+// TestBadResyncIsDroppedAndShown: a resync whose JQL Jira refuses does not
+// block the sync: the request is dropped with a failure the operator sees,
+// and changes keep flowing.
+func TestBadResyncIsDroppedAndShown(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	alice := person(t, w.alpha, 0)
+	ref := createIssue(t, alice, w.alpha, "Task", map[string]any{"summary": "one"})
+	w.settle()
+	if _, err := engine.RequestResync(ctx, w.a.st, syncID, "summary ~~ broken ((("); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.EditIssue(ctx, ref.Key, map[string]any{"summary": "two"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	mustNoDiff(t, w, ref.Key)
+	var fs []store.Failure
+	var pending string
+	_ = w.a.st.View(ctx, func(tx *store.Tx) error {
+		var err error
+		if fs, err = tx.FailureList(syncID, 10); err != nil {
+			return err
+		}
+		pending, _, err = tx.CursorGet(engine.ResyncCursor(syncID))
+		return err
+	})
+	if len(fs) != 1 || fs[0].Kind != "resync" || !strings.Contains(fs[0].ErrorText, "broken") {
+		t.Errorf("failures = %+v, want the refused resync", fs)
+	}
+	if pending != "" {
+		t.Errorf("refused resync still pending: %s", pending)
 	}
 }

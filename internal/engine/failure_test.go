@@ -1,19 +1,23 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jirabridge/jirabridge/internal/app"
 	"github.com/jirabridge/jirabridge/internal/apply"
 	"github.com/jirabridge/jirabridge/internal/engine"
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
 	"github.com/jirabridge/jirabridge/internal/jira"
 	"github.com/jirabridge/jirabridge/internal/jirasim"
-	"github.com/jirabridge/jirabridge/internal/replay"
 	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/internal/wire"
 )
@@ -235,15 +239,26 @@ func TestParkedChangeBlocksOnlyItsIssue(t *testing.T) {
 		fs, err = tx.FailureList(syncID, 10, store.FailureOpen)
 		return err
 	})
-	if len(fs) != 1 || fs[0].IssueKey != one.Key || !strings.Contains(fs[0].ErrorText, w.beta.Field["Partner Reference"]) {
+	if len(fs) != 1 || fs[0].IssueKey != w.a.peerKey(t, one.Key) || !strings.Contains(fs[0].ErrorText, w.beta.Field["Partner Reference"]) {
 		t.Fatalf("failures = %+v", fs)
 	}
-	// The operator fixes the screen and retries.
+	// The operator sees it with `jirabridge messages list`, fixes the
+	// screen and runs `jirabridge messages retry ID` next to the bridge.
+	var out, errb bytes.Buffer
+	cli := app.Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string {
+		if k == "JIRABRIDGE_DATA_DIR" {
+			return filepath.Dir(w.b.dbPath)
+		}
+		return ""
+	}}
+	if code := app.Main([]string{"messages", "list"}, cli); code != app.ExitOK || !strings.Contains(out.String(), fs[0].IssueKey) {
+		t.Fatalf("messages list: exit %d\n%s%s", code, out.String(), errb.String())
+	}
 	if err := w.beta.Sim.SetScreen("BETA"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := replay.Retry(ctx, w.b.st, fs[0].ID); err != nil {
-		t.Fatal(err)
+	if code := app.Main([]string{"messages", "retry", strconv.FormatInt(fs[0].ID, 10)}, cli); code != app.ExitOK {
+		t.Fatalf("messages retry: exit %d: %s", code, errb.String())
 	}
 	w.settle()
 	mustNoDiff(t, w, one.Key)
@@ -392,5 +407,58 @@ func TestParallelLanes(t *testing.T) {
 	}
 	for _, k := range keys {
 		mustNoDiff(t, w, k)
+	}
+}
+
+// TestSubtaskWaitsForItsParent: a sub-task whose parent could not be
+// created yet (Jira answered 500) waits without a failure, and is created
+// under the parent's copy once the parent is there.
+func TestSubtaskWaitsForItsParent(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	alice := person(t, w.alpha, 0)
+	parent := createIssue(t, alice, w.alpha, "Task", map[string]any{"summary": "parent"})
+	sub := createIssue(t, alice, w.alpha, "Sub-task", map[string]any{"summary": "child", "parent": map[string]string{"key": parent.Key}})
+	w.beta.Sim.AddFault(jirasim.Fault{Method: "POST", Path: "/rest/api/2/issue", Status: 500, Times: 1})
+	w.settle()
+	if n := issueCount(t, w.beta); n != 2 {
+		t.Fatalf("beta has %d issues, want 2", n)
+	}
+	betaSub := w.a.peerKey(t, sub.Key)
+	is, err := w.beta.Sync.GetIssue(ctx, betaSub, []string{"parent", "issuetype"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Key string `json:"key"`
+	}
+	_, _ = is.Field("parent", &p)
+	if p.Key != w.a.peerKey(t, parent.Key) {
+		t.Errorf("beta sub-task %s has parent %q, want %s", betaSub, p.Key, w.a.peerKey(t, parent.Key))
+	}
+	mustNoDiff(t, w, sub.Key)
+	var n int
+	_ = w.b.st.View(ctx, func(tx *store.Tx) error {
+		n, err = tx.FailureCount(syncID)
+		return err
+	})
+	if n != 0 {
+		t.Errorf("%d failures, want none for a waiting sub-task", n)
+	}
+	// The sub-task was tried before its parent existed, and waited.
+	waited := false
+	_ = w.b.st.View(ctx, func(tx *store.Tx) error {
+		items, err := tx.ReplayByState(syncID, store.ReplayApplied, 100)
+		for _, it := range items {
+			var c wire.Change
+			if json.Unmarshal(it.Change, &c) == nil && c.ParentIssueID != "" && it.Attempts >= 2 {
+				waited = true
+			}
+		}
+		return err
+	})
+	if !waited {
+		t.Errorf("the sub-task never waited for its parent")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jirabridge/jirabridge/internal/errclass"
 	"github.com/jirabridge/jirabridge/internal/store"
 )
 
@@ -70,7 +71,9 @@ func pendingResync(tx *store.Tx, syncID string) (*ResyncRequest, error) {
 }
 
 // runResync carries out a pending resync request, then clears it. A request
-// made while it ran stays for the next step.
+// made while it ran stays for the next step; one that fails for a reason
+// that may pass (Jira down) stays too; one Jira refuses (a bad JQL) is
+// dropped with a failure record, so it cannot block polling.
 func (n *Node) runResync(ctx context.Context) (int, error) {
 	var req *ResyncRequest
 	var raw string
@@ -84,12 +87,24 @@ func (n *Node) runResync(ctx context.Context) (int, error) {
 	}); err != nil || req == nil {
 		return 0, err
 	}
-	res, err := n.detector.Resync(ctx, req.JQL)
-	if err != nil {
-		return res.Changes, fmt.Errorf("resync %q: %w", req.JQL, err)
+	res, rerr := n.detector.Resync(ctx, req.JQL)
+	if rerr != nil && (errclass.IsRetryable(rerr) || errclass.Of(rerr) == errclass.Pause || ctx.Err() != nil) {
+		return res.Changes, fmt.Errorf("resync %q: %w", req.JQL, rerr) // the request stays for the next step
 	}
-	n.log.Info("resync done", "jql", req.JQL, "issues", res.Issues, "changes", res.Changes)
-	err = n.cfg.Store.Update(ctx, func(tx *store.Tx) error {
+	if rerr != nil {
+		// A request Jira refuses (a bad JQL) is dropped, and the operator
+		// sees why in `jirabridge messages`.
+		n.log.Error("resync request refused", "jql", req.JQL, "err", rerr)
+	} else {
+		n.log.Info("resync done", "jql", req.JQL, "issues", res.Issues, "changes", res.Changes)
+	}
+	err := n.cfg.Store.Update(ctx, func(tx *store.Tx) error {
+		if rerr != nil {
+			if _, err := tx.FailureRecord(store.Failure{SyncID: n.cfg.SyncID, Kind: "resync",
+				ErrorClass: errclass.ReasonOf(rerr), ErrorText: fmt.Sprintf("resync --jql %q: %v", req.JQL, rerr)}); err != nil {
+				return err
+			}
+		}
 		cur, _, err := tx.CursorGet(ResyncCursor(n.cfg.SyncID))
 		if err != nil || cur != raw {
 			return err

@@ -84,3 +84,10 @@ func (c *Client) IssueLinks(ctx context.Context, idOrKey string) ([]IssueLink, e
 	_, err = is.Field("issuelinks", &ls)
 	return ls, err
 }
+
+// Comment reads one comment of an issue.
+func (c *Client) Comment(ctx context.Context, idOrKey, id string) (Comment, error) {
+	var cm Comment
+	err := c.do(ctx, http.MethodGet, "issue/{id}/comment/{cid}", "rest/api/2/issue/"+esc(idOrKey)+"/comment/"+esc(id), nil, &cm)
+	return cm, err
+}

@@ -65,8 +65,16 @@ type Replayer struct {
 type Result struct {
 	Applied int  // changes applied (or found in the ledger)
 	Parked  int  // changes parked by a permanent error
-	Retries int  // changes put back for a later try
+	Retries int  // changes put back for a later try, or woken from waiting
+	Waiting int  // sub-tasks set to wait for their parent
 	Paused  bool // the sync is paused: no Jira call was or will be made
+}
+
+// ParentChecker is what an Applier offers (optionally) for sub-tasks that
+// wait for their parent: whether the parent has arrived. *apply.Applier
+// implements it.
+type ParentChecker interface {
+	ParentReady(ctx context.Context, c wire.Change) (bool, error)
 }
 
 // New checks the options and builds a Replayer.
@@ -163,6 +171,9 @@ func (r *Replayer) Round(ctx context.Context) (Result, error) {
 		res.Paused = paused
 		return res, err
 	}
+	if err := r.wake(ctx, &res); err != nil {
+		return res, err
+	}
 	var heads []store.ReplayItem
 	if err := r.o.Store.View(ctx, func(tx *store.Tx) error {
 		var err error
@@ -179,6 +190,7 @@ func (r *Replayer) Round(ctx context.Context) (Result, error) {
 		res.Applied += lr.Applied
 		res.Parked += lr.Parked
 		res.Retries += lr.Retries
+		res.Waiting += lr.Waiting
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
@@ -288,6 +300,14 @@ func (r *Replayer) one(ctx context.Context, item store.ReplayItem, res *Result) 
 			}
 			return tx.SyncSetState(r.o.SyncID, store.StatePaused, PauseReason)
 		})
+	case errclass.ReasonOf(aerr) == apply.ReasonWaitingParent:
+		// A sub-task before its parent: it waits (holding only its own
+		// lane) until the parent's issue is paired; see wake.
+		res.Waiting++
+		log.Info("change waits for its parent", "err", aerr)
+		return false, r.update(ctx, "set change "+c.ID+" waiting", func(tx *store.Tx) error {
+			return tx.ReplaySetState(item.ID, store.ReplayWaitingParent, aerr.Error(), time.Time{}, true)
+		})
 	case errclass.IsRetryable(aerr):
 		res.Retries++
 		wait := r.o.BackOff(item.Attempts + 1)
@@ -305,11 +325,52 @@ func (r *Replayer) one(ctx context.Context, item store.ReplayItem, res *Result) 
 			if err := tx.ReplaySetState(item.ID, store.ReplayParked, aerr.Error(), time.Time{}, true); err != nil {
 				return err
 			}
-			_, err := tx.FailureRecord(store.Failure{SyncID: r.o.SyncID, ChangeID: c.ID, IssueKey: issueLabel(c),
+			key := issueLabel(c)
+			if p, err := tx.PairByPeer(r.o.SyncID, c.IssueID); err == nil && p.LocalKey != "" {
+				key = p.LocalKey // the operator here knows the local issue
+			}
+			_, err := tx.FailureRecord(store.Failure{SyncID: r.o.SyncID, ChangeID: c.ID, IssueKey: key,
 				Kind: string(c.Kind), ErrorClass: errclass.ReasonOf(aerr), ErrorText: aerr.Error()})
 			return err
 		})
 	}
+}
+
+// wake puts the changes waiting for a parent back in line when the parent
+// has arrived.
+func (r *Replayer) wake(ctx context.Context, res *Result) error {
+	pc, ok := r.o.Applier.(ParentChecker)
+	if !ok {
+		return nil
+	}
+	var waiting []store.ReplayItem
+	if err := r.o.Store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		waiting, err = tx.ReplayByState(r.o.SyncID, store.ReplayWaitingParent, 1000)
+		return err
+	}); err != nil {
+		return fmt.Errorf("list changes waiting for a parent: %w", err)
+	}
+	for _, it := range waiting {
+		var c wire.Change
+		if json.Unmarshal(it.Change, &c) != nil {
+			continue
+		}
+		ready, err := pc.ParentReady(ctx, c)
+		if err != nil {
+			return fmt.Errorf("check parent of change %s: %w", c.ID, err)
+		}
+		if !ready {
+			continue
+		}
+		res.Retries++
+		if err := r.update(ctx, "wake change "+c.ID, func(tx *store.Tx) error {
+			return tx.ReplaySetState(it.ID, store.ReplayPending, "", time.Time{}, false)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // notPairedTries is how often a change of a peer issue with no local issue

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jirabridge/jirabridge/internal/apply"
 	"github.com/jirabridge/jirabridge/internal/errclass"
 	"github.com/jirabridge/jirabridge/internal/replay"
 	"github.com/jirabridge/jirabridge/internal/store"
@@ -257,5 +258,82 @@ func TestPauseStopsEveryCallUntilResume(t *testing.T) {
 	}
 	if res, _ := r.Round(ctx); res.Applied != 2 {
 		t.Errorf("after resume: %+v, want 2 applied", res)
+	}
+}
+
+// parentApplier is a fakeApplier whose changes with a ParentIssueID wait
+// until that parent is marked present.
+type parentApplier struct {
+	fakeApplier
+	present map[string]bool
+}
+
+func (p *parentApplier) Apply(ctx context.Context, c wire.Change) error {
+	p.mu.Lock()
+	ok := c.ParentIssueID == "" || p.present[c.ParentIssueID]
+	p.mu.Unlock()
+	if !ok {
+		return errclass.New(errclass.Permanent, apply.ReasonWaitingParent, errors.New("parent missing"))
+	}
+	return p.fakeApplier.Apply(ctx, c)
+}
+
+func (p *parentApplier) ParentReady(_ context.Context, c wire.Change) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.present[c.ParentIssueID], nil
+}
+
+// TestSubtaskWaitsForParentWithoutBlocking: a sub-task that arrives before
+// its parent waits (no failure, other issues go on) and is applied, with
+// what queued behind it, once the parent is there.
+func TestSubtaskWaitsForParentWithoutBlocking(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pa := &parentApplier{present: map[string]bool{}}
+	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName), &store.Options{Now: clk.Now, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_ = st.Update(ctx, func(tx *store.Tx) error {
+		return tx.SyncPut(store.Sync{ID: "s", Name: "s", Role: store.RoleMaster, State: store.StateRunning})
+	})
+	r, err := replay.New(replay.Options{Store: st, SyncID: "s", Applier: pa, Workers: 1, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Update(ctx, func(tx *store.Tx) error {
+		for _, c := range []wire.Change{
+			{ID: "sub1", IssueID: "7", Kind: wire.IssueCreate, ParentIssueID: "5", At: time.Unix(1, 0)},
+			{ID: "sub2", IssueID: "7", Kind: wire.IssueUpdate, At: time.Unix(2, 0)},
+			{ID: "other", IssueID: "8", Kind: wire.IssueUpdate, At: time.Unix(3, 0)},
+		} {
+			b, _ := json.Marshal(c)
+			if _, _, err := tx.ReplayEnqueue("s", c.IssueID, c.ID, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	res, err := r.Round(ctx)
+	if err != nil || res.Waiting != 1 || res.Applied != 1 || res.Parked != 0 {
+		t.Fatalf("first round %+v, %v; want 1 waiting, 1 applied", res, err)
+	}
+	if n, _ := countFailures(st); n != 0 {
+		t.Errorf("a waiting sub-task made %d failures", n)
+	}
+	if res, _ := r.Round(ctx); res.Applied != 0 || res.Retries != 0 {
+		t.Errorf("waiting lane moved without its parent: %+v", res)
+	}
+	pa.mu.Lock()
+	pa.present["5"] = true
+	pa.mu.Unlock()
+	if res, err := r.Round(ctx); err != nil || res.Applied != 2 {
+		t.Fatalf("after the parent: %+v, %v; want sub1 and sub2", res, err)
+	}
+	if !slices.Equal(pa.seen, []string{"other", "sub1", "sub2"}) {
+		t.Errorf("applied %v", pa.seen)
 	}
 }

@@ -125,6 +125,8 @@ project: ALPHA
 issue_types:
   Bug: bug
   Task: task
+  Sub-task: subtask
+subtasks: true
 statuses:
   To Do: todo
   In Progress: doing
@@ -173,6 +175,8 @@ project: BETA
 issue_types:
   Bug: bug
   Story: task
+  Sub-task: subtask
+subtasks: true
 statuses:
   Open: todo
   In Progress: doing
