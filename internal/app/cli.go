@@ -58,6 +58,7 @@ func commands() []command {
 		{"check", "confirm the Jira credentials (one call) and the sync user's permissions", cmdCheck},
 		{"messages", "list, show, retry or skip parked changes", cmdMessages},
 		{"resync", "send the current state of issues to the peer again", cmdResync},
+		{"bench", "measure two bridges in this process: throughput, latency, mails, bytes, Jira calls, memory", cmdBench},
 		{"check", "check the sync user's Jira permissions for the enabled features", cmdCheck},
 	}
 }
