@@ -342,7 +342,8 @@ loop:
 	if nKills < kills {
 		t.Fatalf("only %d kills", nKills)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
+	settleStart := time.Now()
+	deadline := settleStart.Add(2 * time.Minute)
 	var diffs []string
 	for {
 		var err error
@@ -371,5 +372,6 @@ loop:
 		}
 	}
 	sa, _ := alpha.snapshot(ctx, false)
-	t.Logf("identical: %d issues, %d comments each exactly once on both sides", len(sa), marker)
+	t.Logf("identical %s after the last restart: %d issues, %d comments each exactly once on both sides",
+		time.Since(settleStart).Round(time.Second), len(sa), marker)
 }
