@@ -85,7 +85,7 @@ func newSim(t *testing.T) (*jirasim.Server, string) {
 	if err := sim.CreateUser(jirasim.UserSpec{Name: "sync-a", Password: "right", DisplayName: "Sync A"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := sim.CreateProject(jirasim.ProjectSpec{Key: "SUP", Name: "Support", Roles: map[string][]string{"Developers": {"sync-a"}}}); err != nil {
+	if err := sim.CreateProject(jirasim.ProjectSpec{Key: "SUP", Name: "Support", Roles: map[string][]string{"Administrators": {"sync-a"}}}); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(sim)
@@ -130,7 +130,7 @@ func TestCheck(t *testing.T) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
 		}
 	}
-	if err := sim.SetPermission("SUP", "ADD_COMMENTS", "role:Developers"); err != nil {
+	if err := sim.SetPermission("SUP", "ADD_COMMENTS", "role:Administrators"); err != nil {
 		t.Fatal(err)
 	}
 	if code, out, errs := s.run("check"); code != ExitOK || !strings.Contains(out, "All permissions present") {

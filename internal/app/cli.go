@@ -55,11 +55,10 @@ func commands() []command {
 		{"status", "show the sync's state, set-up progress and link figures", cmdStatus},
 		{"run", "run the bridge daemon until SIGTERM", cmdRun},
 		{"demo", "run the whole system on this machine: two Jira emulators, mail, two bridges", cmdDemo},
-		{"check", "confirm the Jira credentials (one call) and the sync user's permissions", cmdCheck},
 		{"messages", "list, show, retry or skip parked changes", cmdMessages},
 		{"resync", "send the current state of issues to the peer again", cmdResync},
+		{"check", "confirm the Jira credentials (one call) and the sync user's permissions for the enabled features", cmdCheck},
 		{"bench", "measure two bridges in this process: throughput, latency, mails, bytes, Jira calls, memory", cmdBench},
-		{"check", "check the sync user's Jira permissions for the enabled features", cmdCheck},
 	}
 }
 

@@ -14,14 +14,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/engine"
+	"github.com/jirabridge/jirabridge/internal/errclass"
 	"github.com/jirabridge/jirabridge/internal/handshake"
 	"github.com/jirabridge/jirabridge/internal/link"
 	"github.com/jirabridge/jirabridge/internal/mapping"
 	"github.com/jirabridge/jirabridge/internal/metrics"
+	"github.com/jirabridge/jirabridge/internal/ops"
+	"github.com/jirabridge/jirabridge/internal/replay"
 	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/transport"
 	"github.com/jirabridge/jirabridge/transport/filedrop"
@@ -66,6 +68,10 @@ type daemon struct {
 	local   *handshake.Config // AliasesOf(def)
 	defTime time.Time         // modification time of the sync file read
 
+	eval      *ops.Evaluator
+	evalClose func() error
+	now       func() time.Time
+
 	mu    sync.Mutex
 	ready error // why /readyz fails; nil when ready
 	link  *link.Link
@@ -93,13 +99,18 @@ func newDaemon(ctx context.Context, s *setup, o daemonOptions) (*daemon, error) 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d := &daemon{
 		cfg: s.cfg, def: s.def, st: s.st, log: s.log.With("component", "daemon", "sync", sy.Name),
-		reg: reg, m: metrics.New(reg), opts: o, syncID: sy.ID, local: handshake.AliasesOf(s.def),
+		reg: reg, m: metrics.New(reg), opts: o, now: time.Now, syncID: sy.ID, local: handshake.AliasesOf(s.def),
 	}
 	if fi, err := os.Stat(s.cfg.SyncFile); err == nil {
 		d.defTime = fi.ModTime()
 	}
 	if err := d.buildTransports(sy); err != nil {
 		return nil, err
+	}
+	statusURL := "http://" + s.cfg.HTTPListen + "/"
+	if d.eval, d.evalClose, err = ops.FromConfig(s.cfg, s.st, d.m, d.log, statusURL); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("alerts: %w", err)
 	}
 	return d, nil
 }
@@ -206,6 +217,9 @@ func (d *daemon) onQuarantine(ref, reason string) {
 }
 
 func (d *daemon) Close() {
+	if d.evalClose != nil {
+		d.evalClose()
+	}
 	if d.sender != nil {
 		d.sender.Close()
 	}
@@ -237,8 +251,9 @@ func (d *daemon) run(ctx context.Context) error {
 	linkCtx, stopLink := context.WithCancel(context.WithoutCancel(ctx))
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); d.linkPhase(linkCtx) }()
+	go func() { defer wg.Done(); _ = d.eval.Run(linkCtx, alertInterval) }()
 	go func() { defer wg.Done(); d.engineLoop(ctx, engineCtx) }()
 	d.log.Info("bridge running", "transport", d.cfg.Transport)
 	<-ctx.Done()
@@ -255,6 +270,9 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// alertInterval is how often the alert conditions are evaluated.
+const alertInterval = 15 * time.Second
 
 // stopGrace bounds how long SIGTERM waits for the current engine round.
 const stopGrace = 30 * time.Second
@@ -275,7 +293,7 @@ func (d *daemon) syncNow(ctx context.Context) (store.Sync, error) {
 func (d *daemon) newLink(ctx context.Context, once bool) (*link.Link, error) {
 	c := d.cfg
 	o := link.Options{
-		Store: d.st, SyncID: d.syncID, Sender: gracefulSender{d.sender}, Receiver: lifecycleReceiver{d: d},
+		Store: d.st, SyncID: d.syncID, Sender: ops.WatchSender(gracefulSender{d.sender}, d.eval, d.syncID), Receiver: lifecycleReceiver{d: d},
 		Logger: d.log, Metrics: d.m,
 		MaxBatchChanges: c.BatchMaxChanges, MaxBatchBytes: int(c.BatchMaxBytes), Linger: c.BatchLinger,
 		AckDelay: c.AckDelay, GapTimeout: c.GapResendTimeout, HeartbeatInterval: c.HeartbeatInterval,
@@ -293,6 +311,7 @@ func (d *daemon) newLink(ctx context.Context, once bool) (*link.Link, error) {
 	d.mu.Lock()
 	d.link = l
 	d.mu.Unlock()
+	d.eval.SetLink(d.syncID, l)
 	return l, nil
 }
 
@@ -323,7 +342,15 @@ func (d *daemon) linkPhase(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	l, err := d.newLink(ctx, false)
+	// receiveOne may have built it already for an envelope that followed
+	// the accepted join; one node runs one link per sync.
+	d.mu.Lock()
+	l := d.link
+	d.mu.Unlock()
+	var err error
+	if l == nil {
+		l, err = d.newLink(ctx, false)
+	}
 	if err != nil {
 		d.setReady(err)
 		d.log.Error("cannot build the link", "error", err)
@@ -356,6 +383,15 @@ func (d *daemon) receiveOne(ctx context.Context, idle time.Duration) error {
 	d.mu.Lock()
 	l := d.link
 	d.mu.Unlock()
+	if l == nil {
+		// The handshake may have finished with the message just read
+		// (run --once reads on after accepting a join).
+		if sy, err := d.syncNow(ctx); err == nil && sy.PeerNode != "" {
+			if l, err = d.newLink(ctx, d.opts.Once); err != nil {
+				return err
+			}
+		}
+	}
 	if l != nil {
 		return l.HandleIncoming(ctx, in, ack)
 	}
@@ -424,6 +460,14 @@ func (d *daemon) runOnce(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if err := d.resendJoin(ctx, sy); err != nil {
+			d.log.Warn("resend the handshake", "error", err)
+		}
+		if l == nil {
+			d.mu.Lock()
+			l = d.link
+			d.mu.Unlock()
+		}
 		if l == nil && sy.PeerNode != "" {
 			if l, err = d.newLink(ctx, true); err != nil {
 				return err
@@ -458,6 +502,12 @@ func (d *daemon) runOnce(ctx context.Context) error {
 			return err
 		}
 	}
+	if l != nil {
+		d.eval.SetLink(d.syncID, l)
+	}
+	if _, err := d.eval.Evaluate(ctx); err != nil {
+		d.log.Warn("alert evaluation", "error", err)
+	}
 	return nil
 }
 
@@ -489,6 +539,9 @@ func (d *daemon) engineLoop(stop, ctx context.Context) {
 			continue
 		}
 		d.m.SetSyncState(string(sy.State), allStates)
+		if err := d.resendJoin(ctx, sy); err != nil && ctx.Err() == nil {
+			d.log.Warn("resend the handshake", "error", err)
+		}
 		if sy.State != store.StateRunning {
 			continue
 		}
@@ -496,6 +549,38 @@ func (d *daemon) engineLoop(stop, ctx context.Context) {
 			d.log.Warn("engine step", "error", err)
 		}
 	}
+}
+
+// resendJoin sends the slave's Handshake message again when the master has
+// not answered within JIRABRIDGE_GAP_RESEND_TIMEOUT. Later envelopes are
+// repaired by the link (the master's link asks for what it misses), but
+// before it has accepted the join the master has no link and cannot know
+// that a mail was lost. The same sealed bytes go out; a master that has
+// them already drops the copy as a duplicate.
+func (d *daemon) resendJoin(ctx context.Context, sy store.Sync) error {
+	if sy.Role != store.RoleSlave || sy.State != store.StateHandshake {
+		return nil
+	}
+	var e store.OutboxEntry
+	err := d.st.View(ctx, func(tx *store.Tx) error {
+		var err error
+		e, err = tx.OutboxGet(d.syncID, 1)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if e.SentAt.IsZero() || !e.AckedAt.IsZero() || d.now().Sub(e.SentAt) < d.cfg.GapResendTimeout {
+		return nil
+	}
+	d.log.Info("no answer to the handshake yet: sending it again", "sent_at", e.SentAt)
+	if err := d.sender.Send(ctx, transport.Outgoing{
+		Meta:   transport.Meta{Sync: sy.ID, SyncName: sy.Name, Sender: sy.SelfNode, Seq: e.Seq, Kind: e.Kind},
+		Sealed: e.Sealed,
+	}); err != nil {
+		return err
+	}
+	return d.st.Update(ctx, func(tx *store.Tx) error { return tx.OutboxMarkSent(d.syncID, e.Seq) })
 }
 
 // engineStep builds the engine on first use (the mapping needs Jira's field
@@ -507,6 +592,17 @@ func (d *daemon) engineStep(ctx context.Context, sy store.Sync) error {
 	if n == nil {
 		var err error
 		if n, err = d.newNode(ctx, sy); err != nil {
+			if errclass.Of(err) == errclass.Pause {
+				// Jira refused the credentials while the mapping read its
+				// fields: pause at once, as the engine does, so that no
+				// further call adds to Jira's failed-login count.
+				if perr := d.st.Update(ctx, func(tx *store.Tx) error {
+					return tx.SyncSetState(d.syncID, store.StatePaused, replay.PauseReason)
+				}); perr != nil {
+					return errors.Join(err, perr)
+				}
+				d.log.Error("Jira refused the credentials: sync paused; fix them, run jirabridge check, then jirabridge start", "error", err)
+			}
 			return err
 		}
 	}
@@ -544,10 +640,16 @@ func (d *daemon) newNode(ctx context.Context, sy store.Sync) (*engine.Node, erro
 	if err != nil {
 		return nil, fmt.Errorf("build the mapping: %w", err)
 	}
+	// TODO(engine): wrap the node's replay applier with ops.MeterApplier
+	// (applied/parked/retried counts by kind and reason) once engine.Config
+	// takes an applier decorator; until then those metrics stay at zero.
 	n, err := engine.NewNode(engine.Config{
 		Store: d.st, Jira: jc, Mapping: mp, SyncID: d.syncID, Node: sy.SelfNode, Role: sy.Role,
 		SyncUser: sy.SyncUser, ProjectKey: sy.ProjectKey, PollInterval: d.cfg.PollInterval,
 		Workers: d.cfg.ReplayWorkers, Logger: d.log,
+		// The first round asks Jira whether the sync user has what the
+		// enabled features need (the same table jirabridge check prints).
+		CheckPermissions: true,
 	})
 	if err != nil {
 		return nil, err
@@ -581,7 +683,9 @@ func (d *daemon) handleLifecycle(ctx context.Context, in *transport.Incoming, ac
 	if err := ack(ctx, disp); err != nil {
 		d.log.Warn("ack of a stored envelope failed; a re-delivery is dropped as a duplicate", "id", in.ID, "error", err)
 	}
-	d.m.SetSyncState(string(r.State), allStates)
+	if r.State != "" {
+		d.m.SetSyncState(string(r.State), allStates)
+	}
 	return nil
 }
 
@@ -607,28 +711,52 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on JIRABRIDGE_HTTP_LISTEN=%s: %w", addr, err)
 	}
+	jc, err := newJiraClient(d.cfg, d.m)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	// The ops handler serves /healthz, /readyz, /metrics, the status page
+	// at / and its Retry/Skip actions; /status adds the set-up view as JSON.
+	opsHandler, err := ops.NewHandler(ops.HandlerOptions{
+		Store: d.st, Gatherer: d.reg, Evaluator: d.eval, Metrics: d.m, Logger: d.log,
+		Token: d.cfg.StatusActionToken.Reveal(),
+		Checks: []ops.Check{
+			{Name: "jira", Checker: ops.JiraChecker(jc, 30*time.Second)},
+			{Name: "mail", Checker: checkFunc(d.readiness)},
+		},
+		JiraURLs: func(string) (string, string) { return d.cfg.Jira.BaseURL, "" },
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := d.readiness(r.Context()); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ready\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", opsHandler)
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		rep, err := gatherStatus(r.Context(), d.st, d.syncID, d.aliases())
 		if err != nil {
 			http.Error(w, "status: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
+		// The running link adds what only it knows: its counts since the
+		// start, the peer's announced highest number, silence.
+		out := struct {
+			statusReport
+			LinkDetail *link.Status `json:"link_detail,omitempty"`
+		}{statusReport: rep}
+		d.mu.Lock()
+		l := d.link
+		d.mu.Unlock()
+		if l != nil {
+			if ls, err := l.Status(r.Context()); err == nil {
+				out.LinkDetail = &ls
+			}
+		}
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(rep)
+		enc.Encode(out)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
@@ -639,8 +767,13 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 	return srv, nil
 }
 
-// readiness says why the bridge is not ready: the store does not answer,
-// the mail path failed, or the sync is paused.
+// checkFunc adapts a function to ops.Checker.
+type checkFunc func(ctx context.Context) error
+
+func (f checkFunc) Check(ctx context.Context) error { return f(ctx) }
+
+// readiness says why the bridge is not ready beyond what the ops handler
+// checks itself: the mail path failed, or the sync is paused.
 func (d *daemon) readiness(ctx context.Context) error {
 	var sy store.Sync
 	if err := d.st.View(ctx, func(tx *store.Tx) error {

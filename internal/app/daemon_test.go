@@ -106,6 +106,11 @@ func eventually(t *testing.T, what string, timeout time.Duration, cond func() bo
 }
 
 func mailtestEnv(t *testing.T) func(string) map[string]string {
+	env, _ := mailtestServer(t)
+	return env
+}
+
+func mailtestServer(t *testing.T) (func(string) map[string]string, *mailtest.Server) {
 	srv, err := mailtest.Start(mailtest.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +141,7 @@ func mailtestEnv(t *testing.T) func(string) map[string]string {
 			"JIRABRIDGE_IMAP_USER":         name,
 			"JIRABRIDGE_IMAP_PASSWORD":     "mailpw-" + name,
 		}
-	}
+	}, srv
 }
 
 // stackEnv points both bridges at the real Postfix + Dovecot stack, each
@@ -253,7 +258,7 @@ func daemonsEndToEnd(t *testing.T, transportEnv func(string) map[string]string) 
 	master.must("start")
 	slave.must("start")
 
-	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/status"} {
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/status", "/"} {
 		resp, err := http.Get("http://" + md.http + path)
 		if err != nil {
 			t.Fatalf("GET %s: %v", path, err)
@@ -263,7 +268,7 @@ func daemonsEndToEnd(t *testing.T, transportEnv func(string) map[string]string) 
 		if resp.StatusCode != 200 {
 			t.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
 		}
-		if path == "/status" && !strings.Contains(string(b), `"state": "RUNNING"`) {
+		if path == "/status" && (!strings.Contains(string(b), `"state": "RUNNING"`) || !strings.Contains(string(b), `"link_detail"`)) {
 			t.Errorf("/status: %s", b)
 		}
 	}

@@ -297,7 +297,7 @@ func runDemo(ctx context.Context, w io.Writer, o demoOptions) (bool, error) {
 		fmt.Fprintf(w, "Logs: %s, %s\n", master.logf.Name(), slave.logf.Name())
 		return false, nil
 	}
-	fmt.Fprintf(w, "RESULT: the two Jiras match: %d issues, same summaries, descriptions, severities and statuses.\n", n)
+	fmt.Fprintf(w, "RESULT: the two Jiras match: %d issues, same summaries, descriptions, severities, statuses and comment counts.\n", n)
 	return true, nil
 }
 
@@ -369,7 +369,8 @@ func otherSite(name string) string {
 }
 
 // demoActor plays the people: it creates issues, edits descriptions and
-// severities and moves issues through their workflows on both sites, and measures how long each change takes to
+// severities, comments and moves issues through their workflows on both
+// sites, and measures how long each change takes to
 // show on the other site.
 type demoActor struct {
 	sites [2]*demoSite
@@ -470,7 +471,10 @@ func (d *demoActor) change(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	switch d.rnd.IntN(4) {
+	switch d.rnd.IntN(5) {
+	case 2: // a comment
+		_, err := c.AddComment(ctx, key, fmt.Sprintf("comment %d by %s", d.n, person), nil, nil)
+		return err
 	case 0: // severity, a select field whose values differ on each side
 		sevField := map[string]string{"alpha": "Severity", "beta": "Impact"}[s.Name]
 		id, _ := s.Sim.FieldID(sevField)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -80,6 +81,8 @@ fields:
 users:
   mode: by_email
   fallback: drop
+comments:
+  enabled: true
 `,
 }, {
 	name: "beta", project: "BETA", users: []string{"asmith", "bjones", "cwhite"},
@@ -115,6 +118,8 @@ fields:
 users:
   mode: by_email
   fallback: drop
+comments:
+  enabled: true
 `,
 }}
 
@@ -166,6 +171,7 @@ func startDemoSite(sp demoSpec, now func() time.Time) (*demoSite, error) {
 // issue in alias terms.
 type demoIssue struct {
 	Summary, Description, Status, Severity, Ref string
+	Comments                                    int
 }
 
 // statusAlias maps each site's status names to the shared alias.
@@ -186,7 +192,7 @@ func (s *demoSite) snapshot(ctx context.Context) (map[string]demoIssue, error) {
 	sevID, _ := s.Sim.FieldID(map[string]string{"alpha": "Severity", "beta": "Impact"}[s.Name])
 	refID, _ := s.Sim.FieldID(map[string]string{"alpha": "Customer Ref", "beta": "Partner Reference"}[s.Name])
 	out := map[string]demoIssue{}
-	err = c.SearchAll(ctx, "project = "+s.Project+" ORDER BY key", []string{"summary", "description", "status", sevID, refID}, nil, func(is jira.Issue) error {
+	err = c.SearchAll(ctx, "project = "+s.Project+" ORDER BY key", []string{"summary", "description", "status", "comment", sevID, refID}, nil, func(is jira.Issue) error {
 		var d demoIssue
 		is.Field("summary", &d.Summary)
 		is.Field("description", &d.Description)
@@ -197,6 +203,11 @@ func (s *demoSite) snapshot(ctx context.Context) (map[string]demoIssue, error) {
 		is.Field(sevID, &sev)
 		d.Severity = severityAlias[sev.Value]
 		is.Field(refID, &d.Ref)
+		var cm struct {
+			Comments []json.RawMessage `json:"comments"`
+		}
+		is.Field("comment", &cm)
+		d.Comments = len(cm.Comments)
 		if _, dup := out[d.Summary]; dup {
 			return fmt.Errorf("%s: two issues with summary %q", s.Name, d.Summary)
 		}

@@ -150,3 +150,40 @@ func crossBothWays(t *testing.T, alpha, beta *demoSite, rounds int, toBeta, toAl
 		t.Errorf("compare: %d issues, %v, %q", n, err, diffs)
 	}
 }
+
+// TestWrongPasswordPausesAfterOneCall: with the sync RUNNING and a wrong
+// password, the bridge makes one Jira call, pauses (PAUSED, authentication)
+// and makes no further call until the operator starts it again.
+func TestWrongPasswordPausesAfterOneCall(t *testing.T) {
+	t.Parallel()
+	alpha, beta, err := startDemoSites(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alpha.Close()
+	defer beta.Close()
+	master, _ := demoBridges(t, alpha, beta, fileDropEnv(t.TempDir()))
+	master.env["JIRABRIDGE_JIRA_PASSWORD"] = "wrong"
+	alpha.Sim.ResetCounters()
+	pump(master)
+	pump(master)
+	st := master.status()
+	if st.State != "PAUSED" || st.Reason != "authentication" {
+		t.Fatalf("after a wrong password: %s (%s), want PAUSED (authentication)", st.State, st.Reason)
+	}
+	total := 0
+	for _, n := range alpha.Sim.Counters() {
+		total += n
+	}
+	if total != 1 {
+		t.Errorf("a wrong password made %d Jira calls, want 1: %v", total, alpha.Sim.Counters())
+	}
+	// Fixed: check, start, and it runs again.
+	master.env["JIRABRIDGE_JIRA_PASSWORD"] = demoPassword
+	master.must("check")
+	master.must("start")
+	pump(master)
+	if st := master.status(); st.State != "RUNNING" {
+		t.Errorf("after start with the right password: %s (%s)", st.State, st.Reason)
+	}
+}

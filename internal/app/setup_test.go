@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // site is one bridge as an operator runs it: its own data directory and
@@ -208,6 +209,20 @@ func TestSetupOverFileDrop(t *testing.T) {
 		t.Errorf("start with another sync user: exit %d, %s", code, errs)
 	}
 	master.env["JIRABRIDGE_JIRA_USER"] = "sync-a"
+	other := filepath.Join(root, "master", "other-project.yaml")
+	b, err = os.ReadFile(master.env["JIRABRIDGE_SYNC_FILE"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, []byte(strings.Replace(string(b), "project: SUP", "project: OTHER", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	orig := master.env["JIRABRIDGE_SYNC_FILE"]
+	master.env["JIRABRIDGE_SYNC_FILE"] = other
+	if code, _, errs := master.run("start"); code != ExitUsage || !strings.Contains(errs, `was created for project "SUP"`) {
+		t.Errorf("start with another project: exit %d, %s", code, errs)
+	}
+	master.env["JIRABRIDGE_SYNC_FILE"] = orig
 	master.must("start")
 	if st := master.status(); st.State != "RUNNING" {
 		t.Fatalf("master after start: %+v", st)
@@ -215,5 +230,52 @@ func TestSetupOverFileDrop(t *testing.T) {
 	master.must("stop")
 	if st := master.status(); st.State != "STOPPED" {
 		t.Fatalf("master after stop: %+v", st)
+	}
+}
+
+// TestLostJoinIsSentAgain: the master cannot ask for a Handshake message it
+// never saw; the slave sends it again after the resend timeout.
+func TestLostJoinIsSentAgain(t *testing.T) {
+	t.Parallel()
+	master, slave, root := fileSites(t)
+	hs := filepath.Join(root, "hs.json")
+	master.must("init", "--out", hs)
+	slave.must("join", hs)
+	pump(slave)
+	// The mail is lost.
+	in := master.env["JIRABRIDGE_FILEDROP_INCOMING_DIR"]
+	files, _ := filepath.Glob(filepath.Join(in, "*.eml"))
+	if len(files) != 1 {
+		t.Fatalf("exchange holds %d files, want the handshake", len(files))
+	}
+	os.Remove(files[0])
+
+	s, code := loadSetup(Env{Getenv: func(k string) string { return slave.env[k] }, Stderr: os.Stderr}, "test")
+	if s == nil {
+		t.Fatalf("setup: %d", code)
+	}
+	defer s.Close()
+	d, err := newDaemon(context.Background(), s, daemonOptions{Once: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	sy, _ := s.thisSync(context.Background())
+	if err := d.resendJoin(context.Background(), sy); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ = filepath.Glob(filepath.Join(in, "*.eml")); len(files) != 0 {
+		t.Fatalf("resent before the timeout")
+	}
+	d.now = func() time.Time { return time.Now().Add(time.Hour) }
+	if err := d.resendJoin(context.Background(), sy); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ = filepath.Glob(filepath.Join(in, "*.eml")); len(files) != 1 {
+		t.Fatalf("after the timeout the exchange holds %d files, want the handshake again", len(files))
+	}
+	pump(master, slave, master)
+	if st := master.status(); st.State != "STOPPED" {
+		t.Errorf("master after the resent handshake: %+v", st)
 	}
 }

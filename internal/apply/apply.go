@@ -9,6 +9,23 @@
 // Every edit and transition carries historyMetadata of type "jirabridge"
 // with the change id, so detection recognises the bridge's own writes even
 // when the sync user is shared with people.
+//
+// Pairs: after creating the copy of a peer issue, the applier records the
+// pair and, in the same transaction, queues an issue.pair change for the
+// peer (IssueID: the copy, PeerIssueID: the original), so the origin side
+// records the pair too and can route the copy's later changes. Both issues
+// show the pair in Jira: a remote link with global id
+// "jirabridge:<sync>:<peer issue id>" and the issue property
+// "jirabridge.sync".
+//
+// Conflicts, per field (and for status and issue type): the peer's value
+// wins when its Jira time is newer than the newest local change of the
+// field by a person (counted as detection counts it: an entry that changed
+// the field's wire value), a tie goes to the master, and a field this side
+// only receives always takes the peer's value. A conflict is recorded
+// (store Conflict) unless the peer's change started from our current value.
+// The losing side's value is not written; the winner's own change reaches
+// the other side by itself, so both converge.
 package apply
 
 import (
@@ -101,6 +118,7 @@ type Applier struct {
 	syncUser string
 	loc      *time.Location
 	graph    map[string]map[string][]jira.Transition
+	refused  map[string]string // feature -> why it may not run (permissions)
 }
 
 // New checks the options and builds an Applier; it makes no call.

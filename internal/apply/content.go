@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -70,6 +71,9 @@ func (a *Applier) ApplyContent(ctx context.Context, c wire.Change) error {
 	}
 	done, err := a.applied(ctx, c.ID)
 	if err != nil || done {
+		return err
+	}
+	if err := a.refusedErr(c, FeatureOf(c.Kind)); err != nil {
 		return err
 	}
 	cm, ok := a.o.Mapping.(ContentMapping)
@@ -726,6 +730,9 @@ func (a *Applier) ParentField(ctx context.Context, c wire.Change) (map[string]st
 	if c.ParentIssueID == "" {
 		return nil, nil
 	}
+	if err := a.refusedErr(c, "subtasks"); err != nil {
+		return nil, err
+	}
 	p, found, err := a.pairByPeer(ctx, c.ParentIssueID)
 	if err != nil {
 		return nil, err
@@ -744,4 +751,41 @@ func (a *Applier) ParentReady(ctx context.Context, c wire.Change) (bool, error) 
 	}
 	_, found, err := a.pairByPeer(ctx, c.ParentIssueID)
 	return found, err
+}
+
+// FeatureOf names the sync definition feature a content kind belongs to
+// ("comments", "attachments", "watchers", "links"); "" for other kinds.
+func FeatureOf(k wire.ChangeKind) string {
+	switch k {
+	case wire.CommentAdd, wire.CommentEdit, wire.CommentDelete:
+		return "comments"
+	case wire.AttachmentAdd, wire.AttachmentDelete:
+		return "attachments"
+	case wire.WatcherAdd, wire.WatcherRemove:
+		return "watchers"
+	case wire.LinkAdd, wire.LinkRemove:
+		return "links"
+	}
+	return ""
+}
+
+// RefuseFeatures stops applying the changes of features the sync user
+// lacks Jira permissions for: they park with why (the permission check's
+// message) instead of failing on their first write. An empty map lifts
+// every refusal.
+func (a *Applier) RefuseFeatures(why map[string]string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refused = maps.Clone(why)
+}
+
+func (a *Applier) refusedErr(c wire.Change, feature string) error {
+	a.mu.Lock()
+	why, ok := a.refused[feature]
+	a.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return errclass.New(errclass.Permanent, "permission",
+		fmt.Errorf("change %s of %s: %s is not started: %s", c.ID, issueName(c), feature, why))
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -569,4 +570,20 @@ func numLess(a, b string) bool {
 // sortFound orders a collector's list by time, stable.
 func sortFound(fs []Found) {
 	sort.SliceStable(fs, func(i, j int) bool { return fs[i].At.Before(fs[j].At) })
+}
+
+// DisableCollectors stops the named content collectors ("comments",
+// "attachments", "watchers", "links", "subtasks"): the engine turns off a
+// feature whose Jira permissions the sync user lacks. The changelog
+// always runs.
+func (d *Detector) DisableCollectors(names ...string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	keep := d.collectors[:1:1]
+	for _, c := range d.collectors[1:] {
+		if !slices.Contains(names, c.Name()) {
+			keep = append(keep, c)
+		}
+	}
+	d.collectors = keep
 }

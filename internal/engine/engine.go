@@ -22,6 +22,7 @@ import (
 	"github.com/jirabridge/jirabridge/internal/errclass"
 	"github.com/jirabridge/jirabridge/internal/jira"
 	"github.com/jirabridge/jirabridge/internal/mapping"
+	"github.com/jirabridge/jirabridge/internal/perms"
 	"github.com/jirabridge/jirabridge/internal/replay"
 	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/internal/wire"
@@ -63,6 +64,15 @@ type Config struct {
 	Ticks <-chan time.Time
 	// OnStep, when set, is told the outcome of every step Run makes.
 	OnStep func(StepResult, error)
+	// CheckPermissions makes the first step ask Jira (mypermissions)
+	// whether the sync user holds what every enabled feature needs. A
+	// missing permission for issues or workflows refuses the whole sync
+	// (every step returns the *perms.Error and makes no other call until
+	// it is granted); one for comments, attachments, watchers, links or
+	// sub-tasks refuses that feature only: it is neither detected nor
+	// applied (its incoming changes park with the message) until the
+	// bridge restarts. The daemon sets it.
+	CheckPermissions bool
 }
 
 // poller is detection as the node uses it; *detect.Detector is one.
@@ -78,6 +88,9 @@ type Node struct {
 	poller   poller
 	applier  *apply.Applier
 	replayer *replay.Replayer
+
+	permsChecked bool     // CheckPermissions passed (features may be refused)
+	refused      []string // features refused for missing permissions
 }
 
 // NewNode builds the detector, the applier and the replayer of one side.
@@ -161,6 +174,15 @@ func (n *Node) Step(ctx context.Context) (StepResult, error) {
 		res.Paused = paused
 		return res, err
 	}
+	if n.cfg.CheckPermissions && !n.permsChecked {
+		if err := n.checkPermissions(ctx); err != nil {
+			if errclass.Of(err) == errclass.Pause {
+				res.Paused = true
+				return res, n.replayer.Pause(ctx, replay.PauseReason)
+			}
+			return res, err
+		}
+	}
 	// Detection and replay are independent: a detection failure (Jira
 	// down for searches, a bad sync JQL) must not hold the peer's changes
 	// back, except a pause, which stops every call.
@@ -189,6 +211,50 @@ func (n *Node) Step(ctx context.Context) (StepResult, error) {
 	}
 	return res, errors.Join(errs...)
 }
+
+// checkPermissions runs the permission check of the enabled features: the
+// whole sync refuses to start without what issues and workflows need;
+// other features are turned off one by one.
+func (n *Node) checkPermissions(ctx context.Context) error {
+	project := n.cfg.ProjectKey
+	rows, err := perms.Check(ctx, n.cfg.Jira, project, perms.Features(n.cfg.Mapping.Def()))
+	if err != nil {
+		return fmt.Errorf("check permissions: %w", err)
+	}
+	missing := perms.Missing(rows)
+	var core, other []perms.Row
+	for _, r := range missing {
+		if r.Feature == perms.FeatureIssues || r.Feature == perms.FeatureWorkflows {
+			core = append(core, r)
+		} else {
+			other = append(other, r)
+		}
+	}
+	if len(core) > 0 {
+		return errclass.New(errclass.Permanent, "permission", perms.Require(project, missing))
+	}
+	n.permsChecked = true
+	if len(other) == 0 {
+		return nil
+	}
+	perr := perms.Require(project, other)
+	why := map[string]string{}
+	for _, r := range other {
+		if _, ok := why[r.Feature]; !ok {
+			why[r.Feature] = r.WhatToDo
+		} else {
+			why[r.Feature] += "; " + r.WhatToDo
+		}
+	}
+	n.refused = perms.Blocked(other)
+	n.detector.DisableCollectors(n.refused...)
+	n.applier.RefuseFeatures(why)
+	n.log.Error("features not started for missing Jira permissions", "features", n.refused, "err", perr)
+	return nil
+}
+
+// Refused lists the features the permission check turned off.
+func (n *Node) Refused() []string { return append([]string(nil), n.refused...) }
 
 // Resume un-pauses the sync after the credentials were changed.
 func (n *Node) Resume(ctx context.Context) error { return n.replayer.Resume(ctx) }

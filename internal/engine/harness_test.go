@@ -31,9 +31,11 @@ type bridge struct {
 	peer   *enginetest.Site
 	dbPath string
 	hooks  apply.Hooks
-	jira   *jira.Client // the sync user's client; tests swap it for bad credentials
-	st     *store.Store
-	node   *engine.Node
+	// checkPerms turns the engine's permission check on.
+	checkPerms bool
+	jira       *jira.Client // the sync user's client; tests swap it for bad credentials
+	st         *store.Store
+	node       *engine.Node
 }
 
 func (b *bridge) start() {
@@ -57,7 +59,8 @@ func (b *bridge) start() {
 	}
 	b.node, err = engine.NewNode(engine.Config{Store: st, Jira: b.jira, Mapping: b.site.Mapping, SyncID: syncID,
 		Node: b.site.Name, Role: b.role, SyncUser: enginetest.SyncUser, PeerURL: b.peer.URL, Workers: 1,
-		BackOff: func(int) time.Duration { return 0 }, Location: time.UTC, Now: b.clk.Now, Hooks: b.hooks})
+		BackOff: func(int) time.Duration { return 0 }, Location: time.UTC, Now: b.clk.Now, Hooks: b.hooks,
+		CheckPermissions: b.checkPerms})
 	if err != nil {
 		b.t.Fatal(err)
 	}

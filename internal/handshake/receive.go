@@ -80,6 +80,13 @@ func IsLifecycle(sealed []byte) bool {
 // with that disposition. An error means the store failed; the caller rolls
 // back and tries again later. ErrNotLifecycle means the envelope is the
 // link's.
+//
+// Lifecycle messages are handled when they arrive, not in sequence order
+// behind changes envelopes with lower numbers: each is self-contained (a
+// join, a ping, a whole configuration with its version, an ack naming the
+// version), and an older configuration arriving after a newer one is
+// recognised by its version and ignored. Their numbers still enter the
+// inbox, so the link's acks and gap detection count them.
 func Receive(tx *store.Tx, sealed []byte, o ReceiveOptions) (Result, error) {
 	h, err := wire.PeekHeader(sealed)
 	if err != nil || (h.Kind != wire.KindHandshake && h.Kind != wire.KindConfig) {

@@ -238,7 +238,11 @@ func TestEndToEndAlerts(t *testing.T) {
 	f := w.parkOnScreen(ref)
 	eval()
 	text := expect(1, AlertChangeParked, StatusFiring)
-	for _, want := range []string{ref.Key, "cannot be set", fmt.Sprintf("jirabridge messages retry %d", f.ID), "edit (or create) screen"} {
+	if f.IssueKey == "" {
+		t.Fatalf("failure record names no issue: %+v", f)
+	}
+	// The failure names the issue as this side knows it (the local copy's key).
+	for _, want := range []string{f.IssueKey, "cannot be set", fmt.Sprintf("jirabridge messages retry %d", f.ID), "edit (or create) screen"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("alert mail lacks %q:\n%s", want, text)
 		}

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -69,14 +68,23 @@ func receiveN(ctx context.Context, t *testing.T, r transport.Receiver, n int, se
 	receiveNDup(ctx, t, r, n, seen, size, false)
 }
 
-var readIDs sync.Map // mail ids (uid:UIDVALIDITY:UID plus mailbox) already read
+// readIDs holds the mail ids each receiver has returned. The key holds the
+// receiver itself, not its address: a printed pointer can be reused by a
+// later test's receiver once the first is collected, and Dovecot may give
+// two new folders the same UIDVALIDITY, which made an earlier version of
+// this check report a mail "read twice" that two receivers each read once.
+var readIDs sync.Map // readKey -> true
+
+type readKey struct {
+	r  transport.Receiver
+	id string
+}
 
 func receiveNDup(ctx context.Context, t *testing.T, r transport.Receiver, n int, seen map[uint64]bool, size int, dupOK bool) {
 	t.Helper()
 	for got := 0; got < n; {
 		in, ack := receiveRetrying(ctx, t, r)
-		id := fmt.Sprintf("%p/%s", r, in.ID)
-		if _, dup := readIDs.LoadOrStore(id, true); dup {
+		if _, dup := readIDs.LoadOrStore(readKey{r, in.ID}, true); dup {
 			t.Fatalf("mail %s (seq %d) read twice", in.ID, in.Meta.Seq)
 		}
 		if seen[in.Meta.Seq] {
@@ -268,8 +276,7 @@ func TestStackDovecotRestartLosesNothing(t *testing.T) {
 		if in.Meta.Seq == n+1 {
 			break
 		}
-		id := fmt.Sprintf("%p/%s", r, in.ID)
-		if _, dup := readIDs.LoadOrStore(id, true); dup || !seen[in.Meta.Seq] {
+		if _, dup := readIDs.LoadOrStore(readKey{r, in.ID}, true); dup || !seen[in.Meta.Seq] {
 			t.Fatalf("got seq %d (%s) before the marker %d: a mail came back", in.Meta.Seq, in.ID, n+1)
 		}
 		t.Logf("seq %d arrived again as a separate mail %s (delivered twice by the mail servers)", in.Meta.Seq, in.ID)
