@@ -139,7 +139,7 @@ func cmdBench(env Env, args []string) int {
 			return ExitUsage
 		}
 		o.Mail.SMTP = fmt.Sprintf("%s:%d", st.Host, st.SMTPPort)
-		o.Mail.IMAP = fmt.Sprintf("%s:%d", st.Host, st.IMAPPort)
+		o.Mail.IMAP = fmt.Sprintf("%s:%d", st.Host, st.IMAPSPort) // with the CA: implicit TLS
 		o.Mail.MailUsers = "bridge-a:" + st.Password("bridge-a") + ",bridge-b:" + st.Password("bridge-b")
 		o.Mail.MailDomain = st.Domain
 		o.Mail.MailCA = st.CAFile
