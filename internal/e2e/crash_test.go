@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jirabridge/jirabridge/internal/jira"
+	"github.com/jirabridge/jirabridge/transport/mailstack"
 )
 
 // procBridge is one bridge run as a separate process of the jirabridge
@@ -166,9 +167,54 @@ func TestCrashKillsOverFileDrop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs two bridge processes for about a minute")
 	}
+	root := t.TempDir()
+	a2b, b2a := filepath.Join(root, "alpha-to-beta"), filepath.Join(root, "beta-to-alpha")
+	for _, d := range []string{a2b, b2a} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crashKills(t, func(name string) []string {
+		out, in := a2b, b2a
+		if name == "beta" {
+			out, in = b2a, a2b
+		}
+		return []string{"JIRABRIDGE_TRANSPORT=file", "JIRABRIDGE_FILEDROP_OUTGOING_DIR=" + out, "JIRABRIDGE_FILEDROP_INCOMING_DIR=" + in}
+	})
+}
+
+// TestCrashKillsOverMailStack is the same over the real Postfix + Dovecot
+// stack (JIRABRIDGE_TEST_MAILSTACK), each bridge reading a folder of its
+// own for this run.
+func TestCrashKillsOverMailStack(t *testing.T) {
+	st := mailstack.Require(t)
+	if testing.Short() {
+		t.Skip("builds the binary and runs two bridge processes for about a minute")
+	}
+	folder := fmt.Sprintf("crash%d", time.Now().UnixNano())
+	users := map[string]string{"alpha": "bridge-a", "beta": "bridge-b"}
+	crashKills(t, func(name string) []string {
+		me, peer := users[name], users["alpha"]
+		if name == "alpha" {
+			peer = users["beta"]
+		}
+		return []string{"JIRABRIDGE_TRANSPORT=smtp+imap",
+			"JIRABRIDGE_SMTP_HOST=" + st.Host, fmt.Sprintf("JIRABRIDGE_SMTP_PORT=%d", st.SMTPPort), "JIRABRIDGE_SMTP_TLS_MODE=starttls",
+			"JIRABRIDGE_SMTP_CA_FILE=" + st.CAFile, "JIRABRIDGE_SMTP_USER=" + me, "JIRABRIDGE_SMTP_PASSWORD=" + st.Password(me),
+			"JIRABRIDGE_SMTP_FROM=" + st.Address(me, ""), "JIRABRIDGE_SMTP_PEER_ADDRESS=" + st.Address(peer, folder),
+			"JIRABRIDGE_IMAP_HOST=" + st.Host, fmt.Sprintf("JIRABRIDGE_IMAP_PORT=%d", st.IMAPSPort), "JIRABRIDGE_IMAP_TLS_MODE=tls",
+			"JIRABRIDGE_IMAP_CA_FILE=" + st.CAFile, "JIRABRIDGE_IMAP_USER=" + me, "JIRABRIDGE_IMAP_PASSWORD=" + st.Password(me),
+			"JIRABRIDGE_IMAP_MAILBOX=" + folder,
+			"JIRABRIDGE_IMAP_PROCESSED_FOLDER=" + folder + "-done", "JIRABRIDGE_IMAP_QUARANTINE_FOLDER=" + folder + "-quarantine"}
+	})
+}
+
+// crashKills runs the crash test with the transport settings transportEnv
+// gives each bridge ("alpha", "beta").
+func crashKills(t *testing.T, transportEnv func(name string) []string) {
 	seed := testSeed()
 	kills := envInt("JIRABRIDGE_CRASH_KILLS", 20)
-	t.Logf("seed %d, %d kills (rerun: JIRABRIDGE_SEED=%d go test ./internal/e2e -run TestCrashKillsOverFileDrop)", seed, kills, seed)
+	t.Logf("seed %d, %d kills (rerun: JIRABRIDGE_SEED=%d go test ./internal/e2e -run %s)", seed, kills, seed, t.Name())
 	defer func() {
 		if t.Failed() {
 			t.Logf("FAILED with seed %d", seed)
@@ -179,12 +225,6 @@ func TestCrashKillsOverFileDrop(t *testing.T) {
 	root := t.TempDir()
 	bin := buildBinary(t, root)
 	alpha, beta := startProcSites(t)
-	a2b, b2a := filepath.Join(root, "alpha-to-beta"), filepath.Join(root, "beta-to-alpha")
-	for _, d := range []string{a2b, b2a} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
 	var bridges []*procBridge
 	for _, s := range []*procSite{alpha, beta} {
 		dir := filepath.Join(root, s.Name)
@@ -194,10 +234,6 @@ func TestCrashKillsOverFileDrop(t *testing.T) {
 		syncFile := filepath.Join(dir, "sync.yaml")
 		if err := os.WriteFile(syncFile, []byte(s.SyncYAML), 0o600); err != nil {
 			t.Fatal(err)
-		}
-		out, in := a2b, b2a
-		if s.Name == "beta" {
-			out, in = b2a, a2b
 		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -210,8 +246,8 @@ func TestCrashKillsOverFileDrop(t *testing.T) {
 			"JIRABRIDGE_JIRA_BASE_URL=" + s.URL, "JIRABRIDGE_JIRA_USER=" + procSyncUser, "JIRABRIDGE_JIRA_PASSWORD=" + procPassword,
 			"JIRABRIDGE_LOG_LEVEL=warn", "JIRABRIDGE_POLL_INTERVAL=1s",
 			"JIRABRIDGE_BATCH_LINGER=100ms", "JIRABRIDGE_ACK_DELAY=300ms",
-			"JIRABRIDGE_TRANSPORT=file", "JIRABRIDGE_FILEDROP_OUTGOING_DIR=" + out, "JIRABRIDGE_FILEDROP_INCOMING_DIR=" + in,
 		}
+		env = append(env, transportEnv(s.Name)...)
 		bridges = append(bridges, &procBridge{t: t, name: s.Name, bin: bin, env: env, log: filepath.Join(dir, "bridge.log")})
 	}
 	master, slave := bridges[0], bridges[1]
