@@ -37,6 +37,7 @@ type benchOptions struct {
 	Changes   int
 	Issues    int
 	Seed      uint64
+	Rate      float64       // changes per second, both sides together; 0: as fast as the Jiras answer
 	Timeout   time.Duration // for convergence after the last change
 	Poll      time.Duration // the bridges' poll interval
 	Keep      bool
@@ -61,6 +62,8 @@ type benchResult struct {
 	Changes   int    `json:"changes"`
 	Issues    int    `json:"issues"`
 	Seed      uint64 `json:"seed"`
+	// Rate is the pace of the people (0: as fast as the Jiras answer).
+	Rate float64 `json:"rate"`
 	// ChangeSeconds is how long people took to make the changes;
 	// ConvergeSeconds from the first change until both Jiras matched.
 	ChangeSeconds    float64      `json:"change_seconds"`
@@ -107,6 +110,7 @@ func cmdBench(env Env, args []string) int {
 	fs.StringVar(&o.Transport, "transport", "mailtest", "loopback, file, mailtest (embedded SMTP+IMAP server) or smtp (a real server)")
 	fs.IntVar(&o.Changes, "changes", 1000, "human changes to make, both sides together")
 	fs.IntVar(&o.Issues, "issues", 50, "issues to spread them over (created first, half on each side)")
+	fs.Float64Var(&o.Rate, "rate", 0, "human changes per second, both sides together (0: as fast as the Jiras answer; latency then includes the queue of the burst)")
 	fs.Uint64Var(&o.Seed, "seed", 0, "seed of the random changes (0: from the clock)")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "how long to wait for convergence after the last change")
 	fs.DurationVar(&o.Poll, "poll", time.Second, "the bridges' poll interval (Jira and transport)")
@@ -120,8 +124,8 @@ func cmdBench(env Env, args []string) int {
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
-	if o.Changes < 0 || o.Issues < 2 {
-		fmt.Fprintln(env.Stderr, "bench: --changes must not be negative and --issues must be at least 2")
+	if o.Changes < 0 || o.Issues < 2 || o.Rate < 0 {
+		fmt.Fprintln(env.Stderr, "bench: --changes and --rate must not be negative and --issues must be at least 2")
 		return ExitUsage
 	}
 	if o.Transport == "smtp" && o.Mail.SMTP == "" {
@@ -510,7 +514,7 @@ func runBench(ctx context.Context, o benchOptions) (res benchResult, err error) 
 	if o.Seed == 0 {
 		o.Seed = uint64(time.Now().UnixNano())
 	}
-	res = benchResult{Transport: o.Transport, Changes: o.Changes, Issues: o.Issues, Seed: o.Seed}
+	res = benchResult{Transport: o.Transport, Changes: o.Changes, Issues: o.Issues, Seed: o.Seed, Rate: o.Rate}
 	t0 := time.Now()
 	// Peak memory is measured from here (Linux: writing 5 resets VmHWM).
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
@@ -774,6 +778,12 @@ func runBench(ctx context.Context, o benchOptions) (res benchResult, err error) 
 		}
 	}()
 	var next atomic.Int64
+	var pace <-chan time.Time
+	if o.Rate > 0 {
+		tk := time.NewTicker(time.Duration(float64(time.Second) / o.Rate))
+		defer tk.Stop()
+		pace = tk.C
+	}
 	for si := range sites {
 		wg.Add(1)
 		go func(si int) {
@@ -783,6 +793,9 @@ func runBench(ctx context.Context, o benchOptions) (res benchResult, err error) 
 				n := int(next.Add(1))
 				if n > o.Changes {
 					return
+				}
+				if pace != nil {
+					<-pace
 				}
 				if err := d.change(ctx, rnd, si, n); err != nil {
 					errs <- fmt.Errorf("change %d on %s: %w", n, sites[si].Name, err)
