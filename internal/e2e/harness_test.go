@@ -64,7 +64,8 @@ type bridge struct {
 // linkOptions are fast settings for the test clock.
 func linkOptions() link.Options {
 	return link.Options{
-		MaxBatchChanges: 15, MaxBatchBytes: 64 << 10, Linger: 500 * time.Millisecond,
+		// Small batches: many envelopes, so every fault hits often.
+		MaxBatchChanges: 4, MaxBatchBytes: 64 << 10, Linger: 500 * time.Millisecond,
 		AckDelay: time.Second, GapTimeout: 10 * time.Second, HeartbeatInterval: 30 * time.Second,
 		SilenceThreshold: 5 * time.Minute, Retention: 24 * time.Hour,
 		SendBackOff: time.Second, PermanentBackOff: 10 * time.Second,

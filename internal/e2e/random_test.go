@@ -52,7 +52,7 @@ func TestFaultyLinkConvergence(t *testing.T) {
 	// about two minutes without -race.
 	changes := 600
 	if raceBuild {
-		changes = 250
+		changes = 200
 	}
 	if os.Getenv("JIRABRIDGE_SOAK") == "1" {
 		changes = 3000
@@ -127,7 +127,7 @@ func TestFaultyLinkConvergence(t *testing.T) {
 			t.Fatalf("seed %d: change %d on %s: %v", seed, i, s.Name, err)
 		}
 		// The bridges run now and then, so changes cross and batches form.
-		if rng.IntN(8) == 0 {
+		if rng.IntN(4) == 0 {
 			if _, err := w.step(time.Duration(100+rng.IntN(900)) * time.Millisecond); err != nil {
 				t.Fatalf("seed %d: %v", seed, err)
 			}
