@@ -164,6 +164,7 @@ func buildBinary(t testing.TB, dir string) string {
 // identical, no issue doubled and every comment on each side exactly once.
 // JIRABRIDGE_SEED=N reruns a seed; JIRABRIDGE_CRASH_KILLS=N kills more.
 func TestCrashKillsOverFileDrop(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary and runs two bridge processes for about a minute")
 	}
@@ -187,6 +188,7 @@ func TestCrashKillsOverFileDrop(t *testing.T) {
 // stack (JIRABRIDGE_TEST_MAILSTACK), each bridge reading a folder of its
 // own for this run.
 func TestCrashKillsOverMailStack(t *testing.T) {
+	t.Parallel()
 	st := mailstack.Require(t)
 	if testing.Short() {
 		t.Skip("builds the binary and runs two bridge processes for about a minute")

@@ -47,6 +47,7 @@ func testSeed() uint64 {
 // The seed is printed; rerun with JIRABRIDGE_SEED=N. JIRABRIDGE_SOAK=1 makes
 // 3,000 changes; JIRABRIDGE_E2E_CHANGES=N any number.
 func TestFaultyLinkConvergence(t *testing.T) {
+	t.Parallel()
 	seed := testSeed()
 	// About 40 s on this 2-core machine either way; 2,000 changes take
 	// about two minutes without -race.
