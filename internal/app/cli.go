@@ -58,6 +58,7 @@ func commands() []command {
 		{"messages", "list, show, retry or skip parked changes", cmdMessages},
 		{"resync", "send the current state of issues to the peer again", cmdResync},
 		{"check", "confirm the Jira credentials (one call) and the sync user's permissions for the enabled features", cmdCheck},
+		{"bench", "measure two bridges in this process: throughput, latency, mails, bytes, Jira calls, memory", cmdBench},
 	}
 }
 
