@@ -277,7 +277,7 @@ func daemonsEndToEnd(t *testing.T, transportEnv func(string) map[string]string) 
 	// What happened shows in each bridge's metrics: envelopes both ways and
 	// the changes the peer made, applied here.
 	for _, d := range []*daemonSite{md, sd} {
-		for _, name := range []string{"jirabridge_changes_applied_total", "jirabridge_envelopes_sent_total", "jirabridge_envelopes_received_total", "jirabridge_jira_calls_total"} {
+		for _, name := range []string{"jirabridge_changes_applied_total", "jirabridge_envelopes_sent_total", "jirabridge_envelopes_received_total", "jirabridge_jira_calls_total", "jirabridge_change_latency_seconds_count"} {
 			if got := scrapeSum(t, "http://"+d.http+"/metrics", name); got < 1 {
 				t.Errorf("%s: %s = %v, want at least 1", d.http, name, got)
 			}

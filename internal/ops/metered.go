@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"time"
 
 	"github.com/jirabridge/jirabridge/internal/errclass"
 	"github.com/jirabridge/jirabridge/internal/metrics"
@@ -45,6 +46,11 @@ func (x meteredApplier) Apply(ctx context.Context, c wire.Change) error {
 	switch {
 	case err == nil:
 		x.m.Inc(metrics.Applied, string(c.Kind))
+		// From the change in the origin Jira to its application here; the
+		// two Jiras' clocks may differ a little, a negative skew counts 0.
+		if !c.At.IsZero() {
+			x.m.ObserveLatency(max(time.Since(c.At), 0))
+		}
 	case ctx.Err() != nil:
 	case errclass.IsRetryable(err) || errclass.Of(err) == errclass.Pause:
 		x.m.Inc(metrics.Retried, reasonLabel(err))
