@@ -742,14 +742,26 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 		// start, the peer's announced highest number, silence.
 		out := struct {
 			statusReport
-			LinkDetail *link.Status `json:"link_detail,omitempty"`
+			LinkDetail *link.Status    `json:"link_detail,omitempty"`
+			Content    *contentSkipped `json:"content_skipped,omitempty"`
 		}{statusReport: rep}
 		d.mu.Lock()
-		l := d.link
+		l, n := d.link, d.node
 		d.mu.Unlock()
 		if l != nil {
 			if ls, err := l.Status(r.Context()); err == nil {
 				out.LinkDetail = &ls
+			}
+		}
+		// What detection left out on purpose since the start: links to
+		// issues that are not synced, watchers the user policy cannot
+		// send, filtered attachments, restricted comments.
+		if n != nil {
+			if st := n.Detector().Stats(); st != nil {
+				out.Content = &contentSkipped{
+					SkippedLinks: st.SkippedLinks.Load(), UnmappableWatchers: st.UnmappableWatchers.Load(),
+					FilteredAttachments: st.FilteredAttachments.Load(), RestrictedComments: st.RestrictedComments.Load(),
+				}
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -764,6 +776,15 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 	}
 	d.log.Info("http listening", "addr", ln.Addr().String())
 	return srv, nil
+}
+
+// contentSkipped is what detection did not send on purpose, shown by the
+// daemon's /status.
+type contentSkipped struct {
+	SkippedLinks        int64 `json:"links_to_unsynced_issues"`
+	UnmappableWatchers  int64 `json:"unmappable_watchers"`
+	FilteredAttachments int64 `json:"filtered_attachments"`
+	RestrictedComments  int64 `json:"restricted_comments"`
 }
 
 // checkFunc adapts a function to ops.Checker.

@@ -274,6 +274,17 @@ func daemonsEndToEnd(t *testing.T, transportEnv func(string) map[string]string) 
 	}
 	wait := func() { time.Sleep(600 * time.Millisecond) }
 	crossBothWays(t, alpha, beta, 60, wait, wait)
+	// The running engine's /status also says what detection left out on
+	// purpose (links to unsynced issues and the like).
+	if resp, err := http.Get("http://" + md.http + "/status"); err != nil {
+		t.Errorf("GET /status: %v", err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `"links_to_unsynced_issues": 0`) {
+			t.Errorf("/status lacks the content counts: %s", b)
+		}
+	}
 	// What happened shows in each bridge's metrics: envelopes both ways and
 	// the changes the peer made, applied here.
 	for _, d := range []*daemonSite{md, sd} {
