@@ -651,6 +651,11 @@ func (l *Link) gauges(ctx context.Context) error {
 			return err
 		}
 		l.o.Metrics.Set(metrics.PendingChanges, float64(ps.Count))
+		held, err := tx.InboxUnreleased(l.o.SyncID)
+		if err != nil {
+			return err
+		}
+		l.o.Metrics.Set(metrics.InboxDepth, float64(held))
 		ls, err := tx.LinkGet(l.o.SyncID)
 		if err != nil {
 			return err

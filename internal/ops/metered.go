@@ -54,6 +54,9 @@ func (x meteredApplier) Apply(ctx context.Context, c wire.Change) error {
 	case ctx.Err() != nil:
 	case errclass.IsRetryable(err) || errclass.Of(err) == errclass.Pause:
 		x.m.Inc(metrics.Retried, reasonLabel(err))
+		if d := errclass.RetryAfter(err); d > 0 {
+			x.m.Counter(metrics.JiraRetryAfter, d.Seconds())
+		}
 	default:
 		x.m.Inc(metrics.Parked, reasonLabel(err))
 	}

@@ -203,6 +203,16 @@ func (t *Tx) InboxMarkReleased(syncID, sender string, seq uint64) error {
 	return mustAffect(r, what)
 }
 
+// InboxUnreleased counts the envelopes of a sync that are stored but not
+// yet released to replay (held behind a gap, or not yet processed).
+func (t *Tx) InboxUnreleased(syncID string) (int, error) {
+	var n int
+	if err := t.queryRow(`SELECT COUNT(*) FROM inbox WHERE sync_id = ? AND state = 'stored'`, syncID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count unreleased inbox envelopes of sync %s: %w", syncID, err)
+	}
+	return n, nil
+}
+
 // InboxGet returns one stored envelope or ErrNotFound.
 func (t *Tx) InboxGet(syncID, sender string, seq uint64) (InboxEntry, error) {
 	e, err := scanInbox(t.queryRow(`SELECT `+inboxCols+` FROM inbox WHERE sync_id = ? AND sender = ? AND seq = ?`,

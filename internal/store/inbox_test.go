@@ -130,6 +130,10 @@ func TestInboxReleaseAndPurge(t *testing.T) {
 		if len(rel) != 1 || rel[0].Seq != 2 {
 			t.Errorf("releasable after releasing 1: got %v, want 2", rel)
 		}
+		// 2 waits for release, 4 behind the gap at 3.
+		if n, err := tx.InboxUnreleased(testSync); err != nil || n != 2 {
+			t.Errorf("unreleased: got %d, %v; want 2", n, err)
+		}
 		n, err := tx.InboxPurge(clk.Now())
 		if err != nil {
 			return err
