@@ -31,7 +31,7 @@ func testSeed() uint64 {
 	if s, err := strconv.ParseUint(os.Getenv("JIRABRIDGE_SEED"), 10, 64); err == nil && s != 0 {
 		return s
 	}
-	return uint64(time.Now().UnixNano())
+	return defaultSeed()
 }
 
 // TestFaultyLinkConvergence is the link's acceptance run end to end: two
@@ -245,8 +245,8 @@ func checkIdentical(t *testing.T, w *world, seed uint64, markersMade int) {
 
 // checkFaultCounters asserts each fault one side's decorator injected is
 // counted where it belongs on the other side: corruptions as quarantined
-// bad signatures, duplicates and replayed envelopes as duplicates or stale
-// controls, drops (and reorders/delays past the gap timeout) as gaps
+// bad signatures, duplicates as duplicates or stale controls (replays
+// too, unless they deliver what a drop lost), drops (and reorders/delays past the gap timeout) as gaps
 // repaired by resends, and every fault in metrics.Faults.
 func checkFaultCounters(t *testing.T, w *world) {
 	t.Helper()
@@ -270,7 +270,12 @@ func checkFaultCounters(t *testing.T, w *world) {
 		if len(c.Quarantined) != 1 {
 			t.Errorf("%s quarantined for reasons %v, want only bad_signature", x.peer.name, c.Quarantined)
 		}
-		if c.Duplicates+c.StaleControls < int64(f[faulty.Duplicate]+f[faulty.Replay]) {
+		// Every duplicated envelope arrives twice: its second copy is a
+		// duplicate (changes) or stale (control). A replayed old envelope
+		// is not always one: when its first delivery was dropped, the replay
+		// is its first arrival and fills the gap, so replays only bound
+		// nothing from below and are logged above.
+		if c.Duplicates+c.StaleControls < int64(f[faulty.Duplicate]) {
 			t.Errorf("%s dropped %d duplicates and %d stale controls; %s duplicated %d and replayed %d",
 				x.peer.name, c.Duplicates, c.StaleControls, x.name, f[faulty.Duplicate], f[faulty.Replay])
 		}
@@ -387,4 +392,15 @@ func randomFields(rng *rand.Rand, s *enginetest.Site, n int) map[string]any {
 		out[k] = gens[k]()
 	}
 	return out
+}
+
+// defaultSeed is the seed of a run that names none: a fixed one, so that
+// make test is reproducible and a failure in CI is a change in the code,
+// not a draw. JIRABRIDGE_SEED=N replays a seed; JIRABRIDGE_SEED=random
+// draws a new one each run (make soak does), to explore.
+func defaultSeed() uint64 {
+	if os.Getenv("JIRABRIDGE_SEED") == "random" {
+		return uint64(time.Now().UnixNano())
+	}
+	return 1
 }
