@@ -275,23 +275,7 @@ func compareBench(ctx context.Context, a, b *benchSite) ([]string, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	var diffs []string
-	for k, x := range sa {
-		y, ok := sb[k]
-		switch {
-		case !ok:
-			diffs = append(diffs, fmt.Sprintf("%q only on %s", k, a.Name))
-		case x != y:
-			diffs = append(diffs, fmt.Sprintf("%q differs: %s %+v, %s %+v", k, a.Name, x, b.Name, y))
-		}
-	}
-	for k := range sb {
-		if _, ok := sa[k]; !ok {
-			diffs = append(diffs, fmt.Sprintf("%q only on %s", k, b.Name))
-		}
-	}
-	sort.Strings(diffs)
-	return diffs, len(sa), nil
+	return diffSnapshots(a.Name, sa, b.Name, sb), len(sa), nil
 }
 
 // benchExpect is a change whose value must show on the other site.
@@ -591,33 +575,12 @@ func runBench(ctx context.Context, o benchOptions) (res benchResult, err error) 
 
 	var bridges []*demoBridge
 	for _, s := range []*demoSite{da, db} {
-		bdir := filepath.Join(dir, s.Name)
-		if err := os.MkdirAll(bdir, 0o700); err != nil {
-			return res, err
-		}
-		syncFile := filepath.Join(bdir, "sync.yaml")
-		if err := os.WriteFile(syncFile, []byte(s.SyncYAML), 0o600); err != nil {
-			return res, err
-		}
-		addr, err := loopbackAddr()
+		b, err := newDemoBridge(dir, s, o.Poll, mailEnv)
 		if err != nil {
 			return res, err
 		}
-		logf, err := os.Create(filepath.Join(bdir, "bridge.log"))
-		if err != nil {
-			return res, err
-		}
-		defer logf.Close()
-		env := map[string]string{
-			"JIRABRIDGE_DATA_DIR": filepath.Join(bdir, "data"), "JIRABRIDGE_SYNC_FILE": syncFile,
-			"JIRABRIDGE_JIRA_BASE_URL": s.URL, "JIRABRIDGE_JIRA_USER": demoSyncUser, "JIRABRIDGE_JIRA_PASSWORD": demoPassword,
-			"JIRABRIDGE_HTTP_LISTEN": addr, "JIRABRIDGE_LOG_LEVEL": "warn", "JIRABRIDGE_POLL_INTERVAL": o.Poll.String(),
-			"JIRABRIDGE_BATCH_LINGER": "200ms", "JIRABRIDGE_ACK_DELAY": "1s", "JIRABRIDGE_HEARTBEAT_INTERVAL": "30s",
-		}
-		for k, v := range mailEnv(s.Name) {
-			env[k] = v
-		}
-		bridges = append(bridges, &demoBridge{name: s.Name, env: env, http: addr, logf: logf})
+		defer b.logf.Close()
+		bridges = append(bridges, b)
 	}
 	master, slave := bridges[0], bridges[1]
 	hs := filepath.Join(dir, "handshake.json")

@@ -175,33 +175,12 @@ func runDemo(ctx context.Context, w io.Writer, o demoOptions) (bool, error) {
 
 	var bridges []*demoBridge
 	for _, s := range []*demoSite{alpha, beta} {
-		bdir := filepath.Join(dir, s.Name)
-		if err := os.MkdirAll(bdir, 0o700); err != nil {
-			return false, err
-		}
-		syncFile := filepath.Join(bdir, "sync.yaml")
-		if err := os.WriteFile(syncFile, []byte(s.SyncYAML), 0o600); err != nil {
-			return false, err
-		}
-		addr, err := loopbackAddr()
+		b, err := newDemoBridge(dir, s, time.Second, mailEnv)
 		if err != nil {
 			return false, err
 		}
-		logf, err := os.Create(filepath.Join(bdir, "bridge.log"))
-		if err != nil {
-			return false, err
-		}
-		defer logf.Close()
-		env := map[string]string{
-			"JIRABRIDGE_DATA_DIR": filepath.Join(bdir, "data"), "JIRABRIDGE_SYNC_FILE": syncFile,
-			"JIRABRIDGE_JIRA_BASE_URL": s.URL, "JIRABRIDGE_JIRA_USER": demoSyncUser, "JIRABRIDGE_JIRA_PASSWORD": demoPassword,
-			"JIRABRIDGE_HTTP_LISTEN": addr, "JIRABRIDGE_LOG_LEVEL": "warn", "JIRABRIDGE_POLL_INTERVAL": "1s",
-			"JIRABRIDGE_BATCH_LINGER": "200ms", "JIRABRIDGE_ACK_DELAY": "1s", "JIRABRIDGE_HEARTBEAT_INTERVAL": "30s",
-		}
-		for k, v := range mailEnv(s.Name) {
-			env[k] = v
-		}
-		bridges = append(bridges, &demoBridge{name: s.Name, env: env, http: addr, logf: logf})
+		defer b.logf.Close()
+		bridges = append(bridges, b)
 	}
 	master, slave := bridges[0], bridges[1]
 
@@ -590,4 +569,36 @@ func (d *demoActor) report(ctx context.Context, w io.Writer, start time.Time, br
 	}
 	fmt.Fprintf(w, "  %5.0fs  made %3d  in flight %3d  arrived %3d  parked %d  latency p50 %s max %s (polled each second)\n",
 		now.Sub(start).Seconds(), d.n, inFlight, arrived, parked, p50, max)
+}
+
+// newDemoBridge prepares one bridge of the demo or the bench: its
+// directory, sync definition, log file and environment, as docs/setup.md
+// has a person set them. The caller closes logf.
+func newDemoBridge(dir string, s *demoSite, poll time.Duration, mailEnv func(string) map[string]string) (*demoBridge, error) {
+	bdir := filepath.Join(dir, s.Name)
+	if err := os.MkdirAll(bdir, 0o700); err != nil {
+		return nil, err
+	}
+	syncFile := filepath.Join(bdir, "sync.yaml")
+	if err := os.WriteFile(syncFile, []byte(s.SyncYAML), 0o600); err != nil {
+		return nil, err
+	}
+	addr, err := loopbackAddr()
+	if err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(bdir, "bridge.log"))
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{
+		"JIRABRIDGE_DATA_DIR": filepath.Join(bdir, "data"), "JIRABRIDGE_SYNC_FILE": syncFile,
+		"JIRABRIDGE_JIRA_BASE_URL": s.URL, "JIRABRIDGE_JIRA_USER": demoSyncUser, "JIRABRIDGE_JIRA_PASSWORD": demoPassword,
+		"JIRABRIDGE_HTTP_LISTEN": addr, "JIRABRIDGE_LOG_LEVEL": "warn", "JIRABRIDGE_POLL_INTERVAL": poll.String(),
+		"JIRABRIDGE_BATCH_LINGER": "200ms", "JIRABRIDGE_ACK_DELAY": "1s", "JIRABRIDGE_HEARTBEAT_INTERVAL": "30s",
+	}
+	for k, v := range mailEnv(s.Name) {
+		env[k] = v
+	}
+	return &demoBridge{name: s.Name, env: env, http: addr, logf: logf}, nil
 }

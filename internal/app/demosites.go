@@ -228,21 +228,27 @@ func compareSites(ctx context.Context, a, b *demoSite) ([]string, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	return diffSnapshots(a.Name, sa, b.Name, sb), len(sa), nil
+}
+
+// diffSnapshots lists, one a line and sorted, the issues (by summary) that
+// only one Jira has or that differ between the two snapshots.
+func diffSnapshots[T comparable](aName string, sa map[string]T, bName string, sb map[string]T) []string {
 	var diffs []string
 	for k, x := range sa {
 		y, ok := sb[k]
 		switch {
 		case !ok:
-			diffs = append(diffs, fmt.Sprintf("%q only on %s", k, a.Name))
+			diffs = append(diffs, fmt.Sprintf("%q only on %s", k, aName))
 		case x != y:
-			diffs = append(diffs, fmt.Sprintf("%q differs: %s %+v, %s %+v", k, a.Name, x, b.Name, y))
+			diffs = append(diffs, fmt.Sprintf("%q differs: %s %+v, %s %+v", k, aName, x, bName, y))
 		}
 	}
 	for k := range sb {
 		if _, ok := sa[k]; !ok {
-			diffs = append(diffs, fmt.Sprintf("%q only on %s", k, b.Name))
+			diffs = append(diffs, fmt.Sprintf("%q only on %s", k, bName))
 		}
 	}
 	sort.Strings(diffs)
-	return diffs, len(sa), nil
+	return diffs
 }
