@@ -9,6 +9,8 @@ package transport
 
 import (
 	"context"
+	"net"
+	"strings"
 )
 
 // Kinds of envelope, as carried in the X-Jirabridge-Kind header.
@@ -92,4 +94,17 @@ type Incoming struct {
 type Receiver interface {
 	Receive(ctx context.Context) (*Incoming, AckFunc, error)
 	Close() error
+}
+
+// IsLoopbackHost reports whether host names this machine only: localhost
+// (and names below it) or a loopback IP, bracketed or not. Plain-text mail
+// is allowed only to such a host; the SMTP sender and the IMAP receiver ask
+// the same question, and internal/config answers it the same way.
+func IsLoopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/jirabridge/jirabridge/transport"
 )
 
 // env returns the full variable name of a setting, for messages.
@@ -70,10 +72,10 @@ func (c *Config) Warnings() []string {
 	if c.Jira.DangerouslySkipTLSVerify {
 		w = append(w, env("JIRA_TLS_DANGEROUSLY_SKIP_VERIFY")+"=true: Jira's certificate is not verified; anyone on the path can read the sync user's credentials")
 	}
-	if u, err := url.Parse(c.Jira.BaseURL); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+	if u, err := url.Parse(c.Jira.BaseURL); err == nil && u.Scheme == "http" && !transport.IsLoopbackHost(u.Hostname()) {
 		w = append(w, env("JIRA_BASE_URL")+" uses http to a host that is not loopback; the sync user's credentials travel in clear text")
 	}
-	if host, _, err := net.SplitHostPort(c.HTTPListen); err == nil && !isLoopback(host) && !c.StatusActionToken.IsSet() {
+	if host, _, err := net.SplitHostPort(c.HTTPListen); err == nil && !transport.IsLoopbackHost(host) && !c.StatusActionToken.IsSet() {
 		w = append(w, env("HTTP_LISTEN")+" is not a loopback address and "+env("STATUS_ACTION_TOKEN")+" is unset: the status page is readable by others (actions stay disabled)")
 	}
 	return w
@@ -124,7 +126,7 @@ func (v *validator) tls(group, host string, mode TLSMode) {
 	switch mode {
 	case TLSImplicit, TLSStartTLS:
 	case TLSPlain:
-		if host != "" && !isLoopback(host) {
+		if host != "" && !transport.IsLoopbackHost(host) {
 			v.add("%s_TLS_MODE=plain is only allowed for a loopback host; set it to starttls or tls", group)
 		}
 	default:
@@ -140,16 +142,6 @@ func (v *validator) address(name, addr string) {
 	if err != nil || a.Name != "" || !strings.Contains(a.Address, "@") {
 		v.add("%s=%q is not a plain mail address (user@example.org)", name, addr)
 	}
-}
-
-// isLoopback reports whether host is localhost or a loopback IP.
-func isLoopback(host string) bool {
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
 }
 
 func (c *Config) validateJira(v *validator) {

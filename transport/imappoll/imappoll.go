@@ -197,7 +197,7 @@ func New(opts Options) (*Receiver, error) {
 	switch opts.TLSMode {
 	case TLSImplicit, TLSStartTLS:
 	case TLSPlain:
-		if !isLoopback(opts.Host) {
+		if !transport.IsLoopbackHost(opts.Host) {
 			errs = append(errs, fmt.Errorf("imap tls mode %q is only allowed to a loopback address, not %q: use %q or %q", TLSPlain, opts.Host, TLSImplicit, TLSStartTLS))
 		}
 	default:
@@ -282,14 +282,6 @@ func New(opts Options) (*Receiver, error) {
 		pending: map[uint32]bool{},
 		notify:  make(chan struct{}, 1),
 	}, nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (r *Receiver) wake() {

@@ -110,7 +110,7 @@ func New(opts Options) (*Sender, error) {
 	switch opts.TLSMode {
 	case TLSImplicit, TLSStartTLS:
 	case TLSPlain:
-		if !isLoopback(opts.Host) {
+		if !transport.IsLoopbackHost(opts.Host) {
 			errs = append(errs, fmt.Errorf("smtp tls mode %q is only allowed to a loopback address, not %q: use %q or %q", TLSPlain, opts.Host, TLSStartTLS, TLSImplicit))
 		}
 	default:
@@ -221,14 +221,6 @@ func New(opts Options) (*Sender, error) {
 	}
 	s.gm = gm
 	return s, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Send encodes m as a mail and hands it to the server. It returns nil once
