@@ -487,13 +487,13 @@ func (a *Applier) watcher(ctx context.Context, cm ContentMapping, c wire.Change,
 	if err != nil && !errors.Is(err, context.Canceled) {
 		// A watcher nobody here matches is skipped, not parked.
 		a.log.Info("watcher not mapped here", "change_id", c.ID, "err", err)
-		return a.unmappedWatcher(ctx, c, p)
+		return a.unmappedWatcher(ctx, cm, c, p)
 	}
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return a.unmappedWatcher(ctx, c, p)
+		return a.unmappedWatcher(ctx, cm, c, p)
 	}
 	ws, err := a.o.Jira.Watchers(ctx, p.LocalID)
 	if err != nil {
@@ -537,6 +537,9 @@ func (a *Applier) watcher(ctx context.Context, cm ContentMapping, c wire.Change,
 			}
 		}
 		if err := tx.CursorSet(detect.BusyCursor(a.o.SyncID, p.LocalID, detect.KindWatchers), ""); err != nil {
+			return err
+		}
+		if _, err := tx.SkipClear(a.watcherSkip(c, p)); err != nil {
 			return err
 		}
 		_, err = tx.LedgerRecord(store.Applied{ChangeID: c.ID, SyncID: a.o.SyncID, Issue: p.LocalID, Result: name, AppliedAt: tx.Now()})
@@ -586,8 +589,18 @@ func (a *Applier) newCopyWatchers(ctx context.Context, issueID string) (*store.S
 // watchers the user policy could not map here (skipped, for status).
 func UnmappedWatchersCursor(syncID string) string { return "watchers-unmapped/" + syncID }
 
-func (a *Applier) unmappedWatcher(ctx context.Context, c wire.Change, p store.IssuePair) error {
+func (a *Applier) unmappedWatcher(ctx context.Context, cm ContentMapping, c wire.Change, p store.IssuePair) error {
 	return storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+		// Listed for status while the peer's person watches; a removal
+		// ends it.
+		if c.Kind == wire.WatcherRemove {
+			if _, err := tx.SkipClear(a.watcherSkip(c, p)); err != nil {
+				return err
+			}
+		} else if err := tx.SkipRecord(store.Skip{SkipKey: a.watcherSkip(c, p), IssueKey: p.LocalKey,
+			Reason: unmappedWatcherReason(*c.Watcher, cm.Def())}); err != nil {
+			return err
+		}
 		v, _, err := tx.CursorGet(UnmappedWatchersCursor(a.o.SyncID))
 		if err != nil {
 			return err
@@ -617,25 +630,36 @@ func (a *Applier) link(ctx context.Context, cm ContentMapping, c wire.Change, p 
 	}
 	if c.Kind == wire.LinkRemove {
 		// A removal of a link that still waits drops it from the list.
-		if err := a.editWaiting(ctx, func(ws []wire.Change) []wire.Change {
-			return slices.DeleteFunc(ws, func(w wire.Change) bool { return w.Link != nil && w.Link.ID == c.Link.ID && w.IssueID == c.IssueID })
+		if err := a.unwait(ctx, c, p.LocalID, func(w wire.Change) bool {
+			return w.Link != nil && w.Link.ID == c.Link.ID && w.IssueID == c.IssueID
 		}); err != nil {
 			return err
 		}
 	}
-	if !found {
+	_, typeErr := cm.LinkTypeName(c.IssueKey, c.Link.Type)
+	if !found || typeErr != nil {
 		if c.Kind == wire.LinkAdd {
-			// The other end has not arrived: set the link aside without
-			// holding the lane; it is made when the other end is paired.
-			a.log.Info("link waits for its other end", "change_id", c.ID, "other_peer_issue", c.Link.OtherIssueID)
+			// The other end has not arrived, or the type has no local
+			// name: set the link aside without holding the lane, listed
+			// for status; it is made when both ends are paired and the
+			// type is mapped.
+			reason := waitingLinkReason(c)
+			if typeErr != nil {
+				reason = linkTypeReason(c)
+			}
+			a.log.Info("link set aside", "change_id", c.ID, "other_peer_issue", c.Link.OtherIssueID, "reason", reason)
 			return storeErr("set link aside "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
 				if err := a.editWaitingTx(tx, func(ws []wire.Change) []wire.Change { return append(ws, c) }); err != nil {
+					return err
+				}
+				if err := tx.SkipRecord(store.Skip{SkipKey: a.linkSkip(c, p.LocalID), IssueKey: p.LocalKey, Reason: reason}); err != nil {
 					return err
 				}
 				_, err := tx.LedgerRecord(store.Applied{ChangeID: c.ID, SyncID: a.o.SyncID, Issue: p.LocalID, Result: "waiting", AppliedAt: tx.Now()})
 				return err
 			}))
 		}
+		// A removal of a link never made here: nothing to remove.
 		return a.record(ctx, c, p.LocalID, "", nil, nil)
 	}
 	return a.linkBetween(ctx, cm, c, p, other)
@@ -715,8 +739,15 @@ func orID(p store.IssuePair) string {
 	return p.LocalKey
 }
 
-func (a *Applier) editWaiting(ctx context.Context, fn func([]wire.Change) []wire.Change) error {
-	return storeErr("update waiting links", a.o.Store.Update(ctx, func(tx *store.Tx) error { return a.editWaitingTx(tx, fn) }))
+// unwait drops the waiting links that match (the one made, or removed by
+// the peer) and their entry in the list of skipped items.
+func (a *Applier) unwait(ctx context.Context, c wire.Change, localIssue string, match func(wire.Change) bool) error {
+	return storeErr("update waiting links", a.o.Store.Update(ctx, func(tx *store.Tx) error {
+		if _, err := tx.SkipClear(a.linkSkip(c, localIssue)); err != nil {
+			return err
+		}
+		return a.editWaitingTx(tx, func(ws []wire.Change) []wire.Change { return slices.DeleteFunc(ws, match) })
+	}))
 }
 
 func (a *Applier) editWaitingTx(tx *store.Tx, fn func([]wire.Change) []wire.Change) error {
@@ -770,14 +801,22 @@ func (a *Applier) ApplyWaitingLinks(ctx context.Context) (int, error) {
 		if !f1 || !f2 {
 			continue
 		}
+		if _, terr := cm.LinkTypeName(c.IssueKey, c.Link.Type); terr != nil {
+			// Both ends are here but the type is not mapped: it waits
+			// for the mapping, and status says so.
+			if err := storeErr("list link "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+				return tx.SkipRecord(store.Skip{SkipKey: a.linkSkip(c, from.LocalID), IssueKey: from.LocalKey, Reason: linkTypeReason(c)})
+			})); err != nil {
+				return n, err
+			}
+			continue
+		}
 		// The ledger already holds c (set aside): linkBetween records
 		// again, which the ledger takes as a duplicate.
 		if err := a.linkBetween(ctx, cm, c, from, to); err != nil {
 			return n, err
 		}
-		if err := a.editWaiting(ctx, func(ws []wire.Change) []wire.Change {
-			return slices.DeleteFunc(ws, func(w wire.Change) bool { return w.ID == c.ID })
-		}); err != nil {
+		if err := a.unwait(ctx, c, from.LocalID, func(w wire.Change) bool { return w.ID == c.ID }); err != nil {
 			return n, err
 		}
 		n++

@@ -116,6 +116,7 @@ type Detector struct {
 	collectors []Collector
 	stats      *ContentStats
 	polls      int // polls since start, for the watcher sweep
+	linkChecks int // polls since start, for recheckSkippedLinks
 
 	mu      sync.Mutex
 	loc     *time.Location
@@ -235,6 +236,9 @@ func (d *Detector) Poll(ctx context.Context) (Result, error) {
 		return res, err
 	}
 	if err := d.sweepWatchers(ctx, &res, hasCursor); err != nil {
+		return res, err
+	}
+	if err := d.recheckSkippedLinks(ctx, &res, hasCursor); err != nil {
 		return res, err
 	}
 	next := cursor
@@ -665,6 +669,8 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 	var changes, parked, recordOnly int
 	var resolve []int64
 	var record *store.Failure
+	var skips []store.Skip
+	var unskips []store.SkipKey
 	for _, f := range found {
 		key := f.Change.ID + "@" + is.ID
 		prev, wasParked := failures[key]
@@ -693,6 +699,7 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 			resolve = append(resolve, prev.ID)
 		}
 		puts = append(puts, f.Sent...)
+		skips, unskips = append(skips, f.Skips...), append(unskips, f.Unskips...)
 		changes++
 		if f.Change.ID == "" {
 			recordOnly++
@@ -729,6 +736,9 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 			if err := tx.SentPut(p); err != nil {
 				return err
 			}
+		}
+		if err := writeSkips(tx, skips, unskips); err != nil {
+			return err
 		}
 		for _, id := range resolve {
 			if err := tx.FailureResolve(id); err != nil && !errors.Is(err, store.ErrBadTransition) {
