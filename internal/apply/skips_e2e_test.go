@@ -6,7 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
 	"github.com/jirabridge/jirabridge/internal/jira"
 	"github.com/jirabridge/jirabridge/internal/store"
@@ -86,7 +88,10 @@ func TestSkippedLinkToUnsyncedIssueIsListedUntilTheOtherEndJoins(t *testing.T) {
 	}
 
 	// The other end joins the sync (its type becomes a synced one): it
-	// is sent, the link follows, and the entry goes.
+	// is sent, the link follows, and the entry goes. Later than the
+	// poll's overlap, so that nothing but the look at skipped links
+	// brings the issue back.
+	w.pastOverlap()
 	if err := alice.EditIssue(ctx, other.Key, map[string]any{"issuetype": map[string]string{"name": "Bug"}}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -290,4 +295,108 @@ func TestFilteredAttachmentAndRestrictedCommentAreListed(t *testing.T) {
 	if got := skipLines(skips(t, w.a)); !slices.Equal(got, want) {
 		t.Errorf("alpha skips after deleting big.bin and the comment %q, want %q", got, want)
 	}
+}
+
+// TestIncomingLinkOfAnUnmappedTypeWaitsListed: a link whose type alias
+// has no local link type does not park the issue: it is set aside and
+// listed with what to map, and made once the type is mapped.
+func TestIncomingLinkOfAnUnmappedTypeWaitsListed(t *testing.T) {
+	t.Parallel()
+	w := newCWorld(t, nil)
+	ctx := context.Background()
+	// Beta maps only Blocks; alpha sends link types by name.
+	only := func(types ...string) func(*config.SyncDef) {
+		return func(d *config.SyncDef) {
+			for _, n := range types {
+				d.Links.Types = append(d.Links.Types, config.AliasPair{Local: n, Alias: n})
+			}
+		}
+	}
+	contentDef(t, w.beta, only("Blocks"))
+	w.b.restart(t)
+	r1 := w.create(w.alpha, 0, "one")
+	r2 := w.create(w.alpha, 0, "two")
+	w.settle()
+	if err := w.person(w.alpha, 0).CreateLink(ctx, "Relates", r1.Key, r2.Key); err != nil {
+		t.Fatal(err)
+	}
+	w.settle() // nothing parked
+	b1, b2 := w.peer(w.a, r1.Key), w.peer(w.a, r2.Key)
+	got := skips(t, w.b)
+	if len(got) != 1 || got[0].Kind != store.SkipLink || got[0].Direction != store.SkipIncoming || got[0].IssueKey != b1 {
+		t.Fatalf("beta skips %q, want the incoming link of %s", skipLines(got), b1)
+	}
+	if r := got[0].Reason; !strings.Contains(r, `link type alias "Relates" is not in links.types`) {
+		t.Errorf("reason %q", r)
+	}
+	if links := linkSet(t, w.beta, b1, func(k string) string { return k }); len(links) != 0 {
+		t.Errorf("beta links of %s %q, want none yet", b1, links)
+	}
+
+	// The operator maps it and restarts; the next create makes it.
+	contentDef(t, w.beta, only("Blocks", "Relates"))
+	w.b.restart(t)
+	w.create(w.alpha, 0, "three")
+	w.settle()
+	if links := linkSet(t, w.beta, b1, func(k string) string { return k }); !slices.Equal(links, []string{"Relates>" + b2}) {
+		t.Errorf("beta links of %s %q, want Relates>%s", b1, links, b2)
+	}
+	if got := skipLines(skips(t, w.b)); len(got) != 0 {
+		t.Errorf("beta skips after the type was mapped %q, want none", got)
+	}
+}
+
+// TestOutgoingLinkOfAnUnmappedTypeIsSentOnceMapped: detection lists a link
+// whose type this side does not map, and sends it on the first poll after
+// a restart with the type mapped, though the issue did not change.
+func TestOutgoingLinkOfAnUnmappedTypeIsSentOnceMapped(t *testing.T) {
+	t.Parallel()
+	w := newCWorld(t, nil)
+	ctx := context.Background()
+	only := func(types ...string) func(*config.SyncDef) {
+		return func(d *config.SyncDef) {
+			for _, n := range types {
+				d.Links.Types = append(d.Links.Types, config.AliasPair{Local: n, Alias: n})
+			}
+		}
+	}
+	contentDef(t, w.alpha, only("Blocks"))
+	w.a.restart(t)
+	r1 := w.create(w.alpha, 0, "one")
+	r2 := w.create(w.alpha, 0, "two")
+	w.settle()
+	if err := w.person(w.alpha, 0).CreateLink(ctx, "Relates", r1.Key, r2.Key); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	got := skips(t, w.a)
+	if len(got) != 1 || got[0].Kind != store.SkipLink || got[0].Direction != store.SkipOutgoing || got[0].IssueKey != r1.Key {
+		t.Fatalf("alpha skips %q, want the outgoing link of %s", skipLines(got), r1.Key)
+	}
+	if r := got[0].Reason; !strings.Contains(r, `link type "Relates" is not in links.types`) {
+		t.Errorf("reason %q", r)
+	}
+	// Later than the poll's overlap: the issue does not change, only the
+	// first poll after the restart looks at it again.
+	w.pastOverlap()
+	contentDef(t, w.alpha, only("Blocks", "Relates"))
+	w.a.restart(t)
+	w.settle()
+	b1, b2 := w.peer(w.a, r1.Key), w.peer(w.a, r2.Key)
+	if links := linkSet(t, w.beta, b1, func(k string) string { return k }); !slices.Equal(links, []string{"Relates>" + b2}) {
+		t.Errorf("beta links of %s %q, want Relates>%s", b1, links, b2)
+	}
+	if got := skipLines(skips(t, w.a)); len(got) != 0 {
+		t.Errorf("alpha skips after the type was mapped %q, want none", got)
+	}
+}
+
+// pastOverlap moves detection's window past every issue so far: an hour
+// later another issue changes, and the polls' cursor follows it.
+func (w *cworld) pastOverlap() {
+	w.t.Helper()
+	w.clk.Advance(time.Hour)
+	w.create(w.alpha, 1, "later")
+	w.create(w.beta, 1, "later")
+	w.settle()
 }
