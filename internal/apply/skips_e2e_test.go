@@ -295,6 +295,14 @@ func TestFilteredAttachmentAndRestrictedCommentAreListed(t *testing.T) {
 	if got := skipLines(skips(t, w.a)); !slices.Equal(got, want) {
 		t.Errorf("alpha skips after deleting big.bin and the comment %q, want %q", got, want)
 	}
+	// The issue leaves the sync (here: deleted): its entries go too.
+	if err := w.alpha.Client(t, "admin").DeleteIssue(ctx, ref.Key); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if got := skipLines(skips(t, w.a)); len(got) != 0 {
+		t.Errorf("alpha skips after the issue was deleted %q, want none", got)
+	}
 }
 
 // TestIncomingLinkOfAnUnmappedTypeWaitsListed: a link whose type alias

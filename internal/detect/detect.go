@@ -116,7 +116,7 @@ type Detector struct {
 	collectors []Collector
 	stats      *ContentStats
 	polls      int // polls since start, for the watcher sweep
-	linkChecks int // polls since start, for recheckSkippedLinks
+	skipChecks int // polls since start, for recheckSkipped
 
 	mu      sync.Mutex
 	loc     *time.Location
@@ -238,7 +238,7 @@ func (d *Detector) Poll(ctx context.Context) (Result, error) {
 	if err := d.sweepWatchers(ctx, &res, hasCursor); err != nil {
 		return res, err
 	}
-	if err := d.recheckSkippedLinks(ctx, &res, hasCursor); err != nil {
+	if err := d.recheckSkipped(ctx, &res, hasCursor); err != nil {
 		return res, err
 	}
 	next := cursor

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jirabridge/jirabridge/internal/config"
@@ -108,20 +110,75 @@ func isSkippedLink(version string) bool {
 	return state == LinkSkipped
 }
 
+// recheckSkipped runs on the first poll after a start and then every
+// WatcherSweepEvery polls: it forgets the skipped items of issues that
+// left the sync (or were deleted), which detection no longer looks at,
+// and looks again at skipped links.
+func (d *Detector) recheckSkipped(ctx context.Context, res *Result, hasCursor bool) error {
+	if !hasCursor {
+		return nil
+	}
+	first := d.skipChecks == 0
+	d.skipChecks++
+	if (d.skipChecks-1)%d.o.WatcherSweepEvery != 0 {
+		return nil
+	}
+	if err := d.forgetDeparted(ctx); err != nil {
+		return err
+	}
+	if !d.hasCollector("links") {
+		return nil
+	}
+	return d.recheckSkippedLinks(ctx, res, first)
+}
+
+// forgetDeparted clears the outgoing skips of issues the sync no longer
+// selects.
+func (d *Detector) forgetDeparted(ctx context.Context) error {
+	var issues []string
+	if err := d.o.Store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		issues, err = tx.SkipIssues(d.o.SyncID, store.SkipOutgoing)
+		return err
+	}); err != nil {
+		return fmt.Errorf("list issues with skipped items: %w", err)
+	}
+	if len(issues) == 0 {
+		return nil
+	}
+	in, err := d.inSync(ctx, issues)
+	if err != nil {
+		return err
+	}
+	var gone []string
+	for _, id := range issues {
+		if !in[id] {
+			gone = append(gone, id)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	if err := d.o.Store.Update(ctx, func(tx *store.Tx) error {
+		for _, id := range gone {
+			if _, err := tx.SkipClearIssue(d.o.SyncID, store.SkipOutgoing, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("forget skipped items of issues that left the sync: %w", err)
+	}
+	d.log.Info("forgot skipped items of issues that left the sync", "issues", len(gone))
+	return nil
+}
+
 // recheckSkippedLinks looks again at the issues whose links were left out:
 // on the first poll after a start (the link types may have been mapped)
-// every such issue; then every WatcherSweepEvery polls those whose other
-// end is now in the sync. Nothing else would bring them back: the other
-// end joining the sync leaves the issue's updated time alone.
-func (d *Detector) recheckSkippedLinks(ctx context.Context, res *Result, hasCursor bool) error {
-	if !hasCursor || !d.hasCollector("links") {
-		return nil
-	}
-	first := d.linkChecks == 0
-	d.linkChecks++
-	if (d.linkChecks-1)%d.o.WatcherSweepEvery != 0 {
-		return nil
-	}
+// every such issue; otherwise those whose other end is now in the sync.
+// Nothing else would bring them back: the other end joining the sync
+// leaves the issue's updated time alone.
+func (d *Detector) recheckSkippedLinks(ctx context.Context, res *Result, first bool) error {
 	type pending struct{ issue, other string }
 	var ps []pending
 	err := d.o.Store.View(ctx, func(tx *store.Tx) error {
@@ -202,6 +259,13 @@ func pairedOrSent(tx *store.Tx, syncID, issueID string) (bool, error) {
 // issue type the sync maps, 50 ids a search.
 func (d *Detector) inSync(ctx context.Context, ids []string) (map[string]bool, error) {
 	out := map[string]bool{}
+	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool {
+		if _, err := strconv.ParseUint(id, 10, 64); err != nil {
+			out[id] = true // not an id JQL takes: leave it be
+			return true
+		}
+		return false
+	})
 	for len(ids) > 0 {
 		n := min(len(ids), 50)
 		batch := ids[:n]

@@ -189,3 +189,30 @@ func (t *Tx) SkipCounts(syncID string) (map[SkipKind]int, error) {
 	}
 	return out, nil
 }
+
+// SkipIssues returns the distinct local issues with skipped items in one
+// direction, so detection can forget those of issues that left the sync.
+func (t *Tx) SkipIssues(syncID string, dir SkipDirection) ([]string, error) {
+	return collect(t, "list issues with skipped items of sync "+syncID,
+		`SELECT DISTINCT issue_id FROM content_skips WHERE sync_id = ? AND direction = ? ORDER BY issue_id`,
+		func(r *sql.Rows) (string, error) {
+			var id string
+			err := r.Scan(&id)
+			return id, err
+		}, syncID, string(dir))
+}
+
+// SkipClearIssue forgets every skipped item of a local issue in one
+// direction (the issue left the sync or was deleted); it returns how many.
+func (t *Tx) SkipClearIssue(syncID string, dir SkipDirection, issueID string) (int, error) {
+	what := fmt.Sprintf("clear skipped items of issue %s", issueID)
+	r, err := t.exec(what, `DELETE FROM content_skips WHERE sync_id = ? AND direction = ? AND issue_id = ?`, syncID, string(dir), issueID)
+	if err != nil {
+		return 0, err
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	return int(n), nil
+}

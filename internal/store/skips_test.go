@@ -182,3 +182,39 @@ func TestSkipsSurviveReopen(t *testing.T) {
 		return nil
 	})
 }
+
+func TestSkipIssuesAndClearIssue(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	update(t, s, func(tx *Tx) error {
+		for _, k := range []SkipKey{
+			skipKey(SkipOutgoing, "100", SkipLink, "1"), skipKey(SkipOutgoing, "100", SkipWatcher, "bob"),
+			skipKey(SkipOutgoing, "200", SkipLink, "2"), skipKey(SkipIncoming, "100", SkipLink, "3"),
+		} {
+			if err := tx.SkipRecord(Skip{SkipKey: k, Reason: "r"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var issues []string
+	var n int
+	update(t, s, func(tx *Tx) error {
+		var err error
+		if issues, err = tx.SkipIssues(testSync, SkipOutgoing); err != nil {
+			return err
+		}
+		n, err = tx.SkipClearIssue(testSync, SkipOutgoing, "100")
+		return err
+	})
+	if want := []string{"100", "200"}; !slices.Equal(issues, want) || n != 2 {
+		t.Errorf("issues %q cleared %d, want %q and 2", issues, n, want)
+	}
+	view(t, s, func(tx *Tx) error {
+		all, err := tx.SkipList(testSync, SkipQuery{})
+		if want := []string{"link:3", "link:2"}; !slices.Equal(items(all), want) {
+			t.Errorf("left %q, want %q", items(all), want)
+		}
+		return err
+	})
+}
