@@ -230,6 +230,9 @@ func (a *Applier) commentAdd(ctx context.Context, cm ContentMapping, c wire.Chan
 	if err != nil {
 		return err
 	}
+	if done, err := a.commentCopyKnown(ctx, c, p, body, vis); done || err != nil {
+		return err // resent (resync): see resync.go
+	}
 	had, err := a.setIntent(ctx, c)
 	if err != nil {
 		return err
@@ -292,6 +295,11 @@ func (a *Applier) commentEdit(ctx context.Context, cm ContentMapping, c wire.Cha
 		a.log.Info("edit of a comment that has no copy here", "change_id", c.ID, "comment", c.Comment.ID)
 		return a.record(ctx, c, p.LocalID, "", nil, nil)
 	}
+	if !isCopy {
+		if err := commentEditBack.refused(a, c); err != nil {
+			return err
+		}
+	}
 	// Conflict: a person here edited the comment after the peer's edit
 	// was made (by Jira time); the newer edit wins, and it travels to the
 	// peer by itself. A tie goes to the master.
@@ -318,10 +326,16 @@ func (a *Applier) commentEdit(ctx context.Context, cm ContentMapping, c wire.Cha
 	if err != nil {
 		return err
 	}
+	if cur.Body == body && sameVisibility(cur.Visibility, vis) {
+		return a.record(ctx, c, p.LocalID, id, nil, nil) // already so (a resync sends edits again)
+	}
 	got, err := a.o.Jira.EditComment(ctx, p.LocalID, id, body, vis)
 	if notFound(err) {
 		a.log.Info("edited comment is gone here", "change_id", c.ID, "comment", id)
 		return a.record(ctx, c, p.LocalID, "", nil, nil)
+	}
+	if err != nil && !isCopy {
+		return commentEditBack.jiraErr(ctx, a, c, id, p.LocalKey, err)
 	}
 	if err != nil {
 		return fmt.Errorf("edit comment %s of %s: %w", id, p.LocalKey, err)
@@ -337,14 +351,25 @@ func (a *Applier) commentDelete(ctx context.Context, c wire.Change, p store.Issu
 	if c.Comment == nil {
 		return badChange(c, "comment change without a comment")
 	}
-	id, _, ok, err := a.localComment(ctx, c)
+	id, isCopy, ok, err := a.localComment(ctx, c)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return a.record(ctx, c, p.LocalID, "", nil, nil)
 	}
+	if !isCopy {
+		if err := commentDeleteBack.refused(a, c); err != nil {
+			return err
+		}
+	}
+	if gone, err := a.goneHere(ctx, p.LocalID, detect.KindComment, id); err != nil || gone {
+		return errOr(err, func() error { return a.record(ctx, c, p.LocalID, "", nil, nil) }) // a resync sends deletes again
+	}
 	if err := a.o.Jira.DeleteComment(ctx, p.LocalID, id); err != nil && !notFound(err) {
+		if !isCopy {
+			return commentDeleteBack.jiraErr(ctx, a, c, id, p.LocalKey, err)
+		}
 		return fmt.Errorf("delete comment %s of %s: %w", id, p.LocalKey, err)
 	}
 	if err := a.after(StepComment, c); err != nil {
@@ -378,12 +403,15 @@ func (a *Applier) attachmentAdd(ctx context.Context, c wire.Change, p store.Issu
 		return badChange(c, fmt.Sprintf("attachment %q does not match its checksum", at.Filename))
 	}
 	want := sha(at.Data)
+	if done, err := a.attachmentCopyKnown(ctx, c, p, want); done || err != nil {
+		return err // resent (resync): see resync.go
+	}
 	had, err := a.setIntent(ctx, c)
 	if err != nil {
 		return err
 	}
 	var got *jira.Attachment
-	if had {
+	if had || detect.IsResyncChange(c.ID) {
 		// The marker: an attachment by the sync user with the same name,
 		// size and content.
 		user, err := a.user(ctx)
@@ -467,8 +495,16 @@ func (a *Applier) attachmentDelete(ctx context.Context, c wire.Change, p store.I
 		} else if !ok {
 			return a.record(ctx, c, p.LocalID, "", nil, nil) // never copied here
 		}
+	} else if err := attachmentDeleteBk.refused(a, c); err != nil {
+		return err
+	}
+	if gone, err := a.goneHere(ctx, p.LocalID, detect.KindAttachment, id); err != nil || gone {
+		return errOr(err, func() error { return a.record(ctx, c, p.LocalID, "", nil, nil) }) // a resync sends deletes again
 	}
 	if err := a.o.Jira.DeleteAttachment(ctx, id); err != nil && !notFound(err) {
+		if at.PeerID != "" {
+			return attachmentDeleteBk.jiraErr(ctx, a, c, id, p.LocalKey, err)
+		}
 		return fmt.Errorf("delete attachment %s of %s: %w", id, p.LocalKey, err)
 	}
 	if err := a.after(StepAttachment, c); err != nil {
