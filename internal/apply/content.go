@@ -427,7 +427,7 @@ func (a *Applier) attachmentAdd(ctx context.Context, c wire.Change, p store.Issu
 			if x.Filename != at.Filename || x.Size != int64(len(at.Data)) || x.Author == nil || x.Author.Name != user {
 				continue
 			}
-			if taken, err := a.attachmentTaken(ctx, p.LocalID, x.ID); err != nil || taken {
+			if taken, err := a.attachmentTaken(ctx, p.LocalID, x.ID, at.ID); err != nil || taken {
 				if err != nil {
 					return err
 				}
@@ -470,12 +470,12 @@ func (a *Applier) attachmentAdd(ctx context.Context, c wire.Change, p store.Issu
 }
 
 // attachmentTaken reports whether a local attachment is already the copy
-// of another peer attachment (two uploads of the same file).
-func (a *Applier) attachmentTaken(ctx context.Context, localIssue, id string) (bool, error) {
+// of another peer attachment than peerID (two uploads of the same file).
+func (a *Applier) attachmentTaken(ctx context.Context, localIssue, id, peerID string) (bool, error) {
 	var ok bool
 	err := a.o.Store.View(ctx, func(tx *store.Tx) error {
-		var err error
-		_, ok, err = tx.SentGet(a.o.SyncID, localIssue, detect.KindAttachmentPeer, id)
+		v, had, err := tx.SentGet(a.o.SyncID, localIssue, detect.KindAttachmentPeer, id)
+		ok = had && v != peerID
 		return err
 	})
 	return ok, storeErr("read attachment records", err)
