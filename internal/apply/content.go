@@ -276,7 +276,8 @@ func (a *Applier) commentAdd(ctx context.Context, cm ContentMapping, c wire.Chan
 // the original here (PeerID) or the bridge's copy of the peer's comment.
 func (a *Applier) localComment(ctx context.Context, c wire.Change) (id string, copy bool, ok bool, err error) {
 	if c.Comment.PeerID != "" {
-		return c.Comment.PeerID, false, true, nil
+		// A notice is no comment of the receiver's: nothing to change there.
+		return c.Comment.PeerID, false, !strings.HasPrefix(c.Comment.PeerID, "notice-"), nil
 	}
 	id, ok, err = a.cursor(ctx, a.commentKey(c.Comment.ID))
 	return id, true, ok, err

@@ -92,6 +92,18 @@ func (a *Applier) commentCopyKnown(ctx context.Context, c wire.Change, p store.I
 	if err != nil {
 		return true, fmt.Errorf("read comment %s of %s: %w", id, p.LocalKey, err)
 	}
+	if _, had, err := a.sentVersion(ctx, p.LocalID, detect.KindComment, id); err != nil {
+		return true, err
+	} else if !had {
+		// Records lost: detection must know the copy again, to send a
+		// person's later deletion of it. A person's edit of the copy that
+		// differs from the partner's text is sent ("0" is no updated time).
+		v := "0"
+		if cur.Body == body && sameVisibility(cur.Visibility, vis) {
+			v = detect.MillisVersion(cur.Updated.Time)
+		}
+		peerRec = append(peerRec, store.SentItem{ItemKind: detect.KindComment, ItemID: id, Version: v})
+	}
 	if cur.Body == body && sameVisibility(cur.Visibility, vis) {
 		return true, a.record(ctx, c, p.LocalID, id, peerRec, pairing)
 	}
@@ -110,6 +122,7 @@ func (a *Applier) commentCopyKnown(ctx context.Context, c wire.Change, p store.I
 	if err := a.after(StepComment, c); err != nil {
 		return true, err
 	}
+	// The edit's record comes last: it replaces a "0" set above.
 	return true, a.record(ctx, c, p.LocalID, id, append(peerRec,
 		store.SentItem{ItemKind: detect.KindComment, ItemID: id, Version: detect.MillisVersion(got.Updated.Time)}), pairing)
 }

@@ -219,6 +219,17 @@ func TestResyncRepairsCommentsAndAttachmentsAndASecondResyncWritesNothing(t *tes
 	if w.sentAB[wire.CommentAdd]+w.sentAB[wire.AttachmentAdd] != sent {
 		t.Errorf("polls after the resync sent again: %v", w.sentAB)
 	}
+	// A person on beta removes the notice: nothing to do on alpha, even
+	// where the write-back to originals is refused (settle checks that
+	// nothing parks).
+	w.a.app.RefuseFeatures(map[string]string{perms.FeatureCommentDeletesToOriginals: "grant DELETE_ALL_COMMENTS"})
+	if err := w.beta.Client(t, "admin").DeleteComment(ctx, bk, commentID(t, w.beta, bk, "its type or name is not synced.")); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if got := commentLines(t, w.alpha, ref.Key); len(got) != 5 {
+		t.Errorf("alpha comments after the notice went on beta %q", got)
+	}
 }
 
 // A person on beta edits and deletes the bridge's copies, and those
@@ -338,6 +349,15 @@ func TestResyncFindsCopiesWhoseRecordsWereLost(t *testing.T) {
 	w.settle()
 	if got := commentLines(t, w.beta, bk); !slices.Equal(got, []string{"Alice Smith: only once, edited"}) {
 		t.Errorf("beta comments after the edit %q", got)
+	}
+	// And beta's detection knows the copy again: a person's deletion of
+	// it reaches the original.
+	if err := w.beta.Client(t, "admin").DeleteComment(ctx, bk, commentID(t, w.beta, bk, "\nonly once, edited")); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if got := commentLines(t, w.alpha, ref.Key); len(got) != 0 {
+		t.Errorf("alpha comments after beta deleted the copy %q", got)
 	}
 }
 
