@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
 	"github.com/jirabridge/jirabridge/internal/jira"
 	"github.com/jirabridge/jirabridge/internal/perms"
@@ -523,5 +524,55 @@ func TestWriteBackToOriginalsNeedsTheAllPermissions(t *testing.T) {
 				t.Errorf("alpha comments after the granted deletion %q", got)
 			}
 		})
+	}
+}
+
+// With restricted comments mapped, a resync keeps the restriction: the
+// lost comment arrives restricted, an unmapped internal one stays home,
+// and a second resync writes nothing.
+func TestResyncKeepsMappedRestrictions(t *testing.T) {
+	t.Parallel()
+	w := newCWorld(t, func(d *config.SyncDef) {
+		d.Comments.Restricted = config.RestrictedMap
+		d.Comments.Visibility = []config.Visibility{{Type: "role", Value: "Developers", Alias: "devs"}}
+	})
+	ctx := context.Background()
+	for _, s := range []*enginetest.Site{w.alpha, w.beta} {
+		if err := s.Sim.AddRoleMember(s.Project, "Developers", enginetest.SyncUser); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref := w.create(w.alpha, 0, "mapped resync")
+	w.settle()
+	alice := w.person(w.alpha, 0)
+	if _, err := alice.AddComment(ctx, ref.Key, "devs only", &jira.Visibility{Type: "role", Value: "Developers"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.AddComment(ctx, ref.Key, "internal stays", nil,
+		[]jira.Property{{Key: jira.InternalCommentProperty, Value: map[string]bool{"internal": true}}}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, w.a)
+	lose(t, w.a)
+	resync(t, w.a)
+	w.settle()
+	bk := w.peer(w.a, ref.Key)
+	check := func() {
+		t.Helper()
+		cms, err := w.beta.Sync.Comments(ctx, bk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cms) != 1 || cms[0].Visibility == nil || cms[0].Visibility.Value != "Developers" || !strings.HasSuffix(cms[0].Body, "\ndevs only") {
+			t.Errorf("beta comments %+v, want only the Developers one, restricted", cms)
+		}
+	}
+	check()
+	w.beta.Sim.ResetCounters()
+	resync(t, w.a)
+	w.settle()
+	check()
+	if got := writes(w.beta); len(got) != 0 {
+		t.Errorf("second resync wrote to beta: %v", got)
 	}
 }
