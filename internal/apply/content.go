@@ -296,11 +296,6 @@ func (a *Applier) commentEdit(ctx context.Context, cm ContentMapping, c wire.Cha
 		a.log.Info("edit of a comment that has no copy here", "change_id", c.ID, "comment", c.Comment.ID)
 		return a.record(ctx, c, p.LocalID, "", nil, nil)
 	}
-	if !isCopy {
-		if err := commentEditBack.refused(a, c); err != nil {
-			return err
-		}
-	}
 	// Conflict: a person here edited the comment after the peer's edit
 	// was made (by Jira time); the newer edit wins, and it travels to the
 	// peer by itself. A tie goes to the master.
@@ -329,6 +324,11 @@ func (a *Applier) commentEdit(ctx context.Context, cm ContentMapping, c wire.Cha
 	}
 	if cur.Body == body && sameVisibility(cur.Visibility, vis) {
 		return a.record(ctx, c, p.LocalID, id, nil, nil) // already so (a resync sends edits again)
+	}
+	if !isCopy {
+		if err := commentEditBack.refused(a, c); err != nil {
+			return err
+		}
 	}
 	got, err := a.o.Jira.EditComment(ctx, p.LocalID, id, body, vis)
 	if notFound(err) {
@@ -359,13 +359,16 @@ func (a *Applier) commentDelete(ctx context.Context, c wire.Change, p store.Issu
 	if !ok {
 		return a.record(ctx, c, p.LocalID, "", nil, nil)
 	}
-	if !isCopy {
-		if err := commentDeleteBack.refused(a, c); err != nil {
-			return err
-		}
-	}
 	if gone, err := a.goneHere(ctx, p.LocalID, detect.KindComment, id); err != nil || gone {
 		return errOr(err, func() error { return a.record(ctx, c, p.LocalID, "", nil, nil) }) // a resync sends deletes again
+	}
+	if !isCopy {
+		if err := commentDeleteBack.refused(a, c); err != nil {
+			if _, gerr := a.o.Jira.Comment(ctx, p.LocalID, id); notFound(gerr) {
+				return a.record(ctx, c, p.LocalID, "", nil, nil) // gone already: nothing to refuse
+			}
+			return err
+		}
 	}
 	if err := a.o.Jira.DeleteComment(ctx, p.LocalID, id); err != nil && !notFound(err) {
 		if !isCopy {
@@ -496,11 +499,17 @@ func (a *Applier) attachmentDelete(ctx context.Context, c wire.Change, p store.I
 		} else if !ok {
 			return a.record(ctx, c, p.LocalID, "", nil, nil) // never copied here
 		}
-	} else if err := attachmentDeleteBk.refused(a, c); err != nil {
-		return err
 	}
 	if gone, err := a.goneHere(ctx, p.LocalID, detect.KindAttachment, id); err != nil || gone {
 		return errOr(err, func() error { return a.record(ctx, c, p.LocalID, "", nil, nil) }) // a resync sends deletes again
+	}
+	if at.PeerID != "" {
+		if err := attachmentDeleteBk.refused(a, c); err != nil {
+			if _, gerr := a.o.Jira.Attachment(ctx, id); notFound(gerr) {
+				return a.record(ctx, c, p.LocalID, "", nil, nil) // gone already: nothing to refuse
+			}
+			return err
+		}
 	}
 	if err := a.o.Jira.DeleteAttachment(ctx, id); err != nil && !notFound(err) {
 		if at.PeerID != "" {

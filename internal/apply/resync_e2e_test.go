@@ -502,6 +502,22 @@ func TestWriteBackToOriginalsNeedsTheAllPermissions(t *testing.T) {
 			if fs := parked(t, w.a); len(fs) != 0 {
 				t.Errorf("still parked: %+v", fs)
 			}
+			// Revoked again, a resync of beta sends the copy's edit again:
+			// the original has that text, so nothing parks (settle checks).
+			if err := w.alpha.Sim.SetPermission(w.alpha.Project, "EDIT_ALL_COMMENTS"); err != nil {
+				t.Fatal(err)
+			}
+			check(2)
+			before := w.sentBA[wire.CommentEdit]
+			resync(t, w.b)
+			w.settle()
+			if w.sentBA[wire.CommentEdit] == before {
+				t.Error("beta's resync sent no edit of the copy (nothing was tested)")
+			}
+			if err := w.alpha.Sim.SetPermission(w.alpha.Project, "EDIT_ALL_COMMENTS", "role:Administrators"); err != nil {
+				t.Fatal(err)
+			}
+			check(1)
 
 			// The deletion: parked without DELETE_ALL_COMMENTS, done with it.
 			if err := admin.DeleteComment(ctx, bk, copyID); err != nil {
