@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jirabridge/jirabridge/internal/apply"
 	"github.com/jirabridge/jirabridge/internal/config"
+	"github.com/jirabridge/jirabridge/internal/detect"
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
 	"github.com/jirabridge/jirabridge/internal/jira"
 	"github.com/jirabridge/jirabridge/internal/perms"
@@ -590,5 +592,72 @@ func TestResyncKeepsMappedRestrictions(t *testing.T) {
 	check()
 	if got := writes(w.beta); len(got) != 0 {
 		t.Errorf("second resync wrote to beta: %v", got)
+	}
+}
+
+// The bridge dies right after a resync's Jira write on beta (an add of a
+// lost comment or attachment, or the edit of a stray copy): after the
+// restart the retry finds what it wrote instead of writing again.
+func TestCrashDuringResyncDoesNotDouble(t *testing.T) {
+	t.Parallel()
+	for _, step := range []apply.Step{apply.StepComment, apply.StepAttachment} {
+		t.Run(string(step), func(t *testing.T) {
+			t.Parallel()
+			w := newCWorld(t, nil)
+			ctx := context.Background()
+			ref := w.create(w.alpha, 0, "crash in resync")
+			alice := w.person(w.alpha, 0)
+			if _, err := alice.AddComment(ctx, ref.Key, "stray", nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			w.settle()
+			bk := w.peer(w.a, ref.Key)
+			if _, err := w.beta.Sync.EditComment(ctx, bk, commentID(t, w.beta, bk, "\nstray"), "Alice Smith (Partner Jira):\nchanged", nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := alice.AddComment(ctx, ref.Key, "lost", nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := alice.AddAttachment(ctx, ref.Key, "lost.bin", randomBytes(11, 3000)); err != nil {
+				t.Fatal(err)
+			}
+			poll(t, w.a)
+			lose(t, w.a)
+
+			crashes := 0
+			w.b.hooks.AfterWrite = func(s apply.Step, c wire.Change) error {
+				if s == step && detect.IsResyncChange(c.ID) {
+					crashes++
+					return errCrash
+				}
+				return nil
+			}
+			w.b.restart(t)
+			resync(t, w.a)
+			for i := 0; i < 3; i++ {
+				if _, err := move(ctx, w.a, w.b, w.sentAB); err != nil {
+					t.Fatal(err)
+				}
+				_, _ = w.b.rep.Round(ctx)
+				w.b.hooks.AfterWrite = nil
+				w.b.restart(t)
+				for _, f := range parked(t, w.b) {
+					if _, err := replay.Retry(ctx, w.b.st, f.ID); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if crashes == 0 {
+				t.Fatal("no crash (the test did not exercise the resync's writes)")
+			}
+			w.settle()
+			if got := commentLines(t, w.beta, bk); !slices.Equal(got, []string{"Alice Smith: lost", "Alice Smith: stray"}) {
+				t.Errorf("beta comments %q", got)
+			}
+			same(t, "attachments", attachmentSums(t, w.alpha, ref.Key), attachmentSums(t, w.beta, bk))
+			if w.sentBA[wire.CommentAdd]+w.sentBA[wire.CommentEdit]+w.sentBA[wire.AttachmentAdd] != 0 {
+				t.Errorf("beta echoed the bridge's writes: %v", w.sentBA)
+			}
+		})
 	}
 }
