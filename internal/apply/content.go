@@ -230,6 +230,9 @@ func (a *Applier) commentAdd(ctx context.Context, cm ContentMapping, c wire.Chan
 	if err != nil {
 		return err
 	}
+	if done, err := a.commentCopyKnown(ctx, c, p, body, vis); done || err != nil {
+		return err // resent (resync): see resync.go
+	}
 	had, err := a.setIntent(ctx, c)
 	if err != nil {
 		return err
@@ -273,7 +276,8 @@ func (a *Applier) commentAdd(ctx context.Context, cm ContentMapping, c wire.Chan
 // the original here (PeerID) or the bridge's copy of the peer's comment.
 func (a *Applier) localComment(ctx context.Context, c wire.Change) (id string, copy bool, ok bool, err error) {
 	if c.Comment.PeerID != "" {
-		return c.Comment.PeerID, false, true, nil
+		// A notice is no comment of the receiver's: nothing to change there.
+		return c.Comment.PeerID, false, !strings.HasPrefix(c.Comment.PeerID, "notice-"), nil
 	}
 	id, ok, err = a.cursor(ctx, a.commentKey(c.Comment.ID))
 	return id, true, ok, err
@@ -318,10 +322,21 @@ func (a *Applier) commentEdit(ctx context.Context, cm ContentMapping, c wire.Cha
 	if err != nil {
 		return err
 	}
+	if cur.Body == body && sameVisibility(cur.Visibility, vis) {
+		return a.record(ctx, c, p.LocalID, id, nil, nil) // already so (a resync sends edits again)
+	}
+	if !isCopy {
+		if err := commentEditBack.refused(a, c); err != nil {
+			return err
+		}
+	}
 	got, err := a.o.Jira.EditComment(ctx, p.LocalID, id, body, vis)
 	if notFound(err) {
 		a.log.Info("edited comment is gone here", "change_id", c.ID, "comment", id)
 		return a.record(ctx, c, p.LocalID, "", nil, nil)
+	}
+	if err != nil && !isCopy {
+		return commentEditBack.jiraErr(ctx, a, c, id, p.LocalKey, err)
 	}
 	if err != nil {
 		return fmt.Errorf("edit comment %s of %s: %w", id, p.LocalKey, err)
@@ -337,14 +352,28 @@ func (a *Applier) commentDelete(ctx context.Context, c wire.Change, p store.Issu
 	if c.Comment == nil {
 		return badChange(c, "comment change without a comment")
 	}
-	id, _, ok, err := a.localComment(ctx, c)
+	id, isCopy, ok, err := a.localComment(ctx, c)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return a.record(ctx, c, p.LocalID, "", nil, nil)
 	}
+	if gone, err := a.goneHere(ctx, p.LocalID, detect.KindComment, id); err != nil || gone {
+		return errOr(err, func() error { return a.record(ctx, c, p.LocalID, "", nil, nil) }) // a resync sends deletes again
+	}
+	if !isCopy {
+		if err := commentDeleteBack.refused(a, c); err != nil {
+			if _, gerr := a.o.Jira.Comment(ctx, p.LocalID, id); notFound(gerr) {
+				return a.record(ctx, c, p.LocalID, "", nil, nil) // gone already: nothing to refuse
+			}
+			return err
+		}
+	}
 	if err := a.o.Jira.DeleteComment(ctx, p.LocalID, id); err != nil && !notFound(err) {
+		if !isCopy {
+			return commentDeleteBack.jiraErr(ctx, a, c, id, p.LocalKey, err)
+		}
 		return fmt.Errorf("delete comment %s of %s: %w", id, p.LocalKey, err)
 	}
 	if err := a.after(StepComment, c); err != nil {
@@ -378,12 +407,15 @@ func (a *Applier) attachmentAdd(ctx context.Context, c wire.Change, p store.Issu
 		return badChange(c, fmt.Sprintf("attachment %q does not match its checksum", at.Filename))
 	}
 	want := sha(at.Data)
+	if done, err := a.attachmentCopyKnown(ctx, c, p, want); done || err != nil {
+		return err // resent (resync): see resync.go
+	}
 	had, err := a.setIntent(ctx, c)
 	if err != nil {
 		return err
 	}
 	var got *jira.Attachment
-	if had {
+	if had || detect.IsResyncChange(c.ID) {
 		// The marker: an attachment by the sync user with the same name,
 		// size and content.
 		user, err := a.user(ctx)
@@ -399,7 +431,7 @@ func (a *Applier) attachmentAdd(ctx context.Context, c wire.Change, p store.Issu
 			if x.Filename != at.Filename || x.Size != int64(len(at.Data)) || x.Author == nil || x.Author.Name != user {
 				continue
 			}
-			if taken, err := a.attachmentTaken(ctx, p.LocalID, x.ID); err != nil || taken {
+			if taken, err := a.attachmentTaken(ctx, p.LocalID, x.ID, at.ID); err != nil || taken {
 				if err != nil {
 					return err
 				}
@@ -442,12 +474,12 @@ func (a *Applier) attachmentAdd(ctx context.Context, c wire.Change, p store.Issu
 }
 
 // attachmentTaken reports whether a local attachment is already the copy
-// of another peer attachment (two uploads of the same file).
-func (a *Applier) attachmentTaken(ctx context.Context, localIssue, id string) (bool, error) {
+// of another peer attachment than peerID (two uploads of the same file).
+func (a *Applier) attachmentTaken(ctx context.Context, localIssue, id, peerID string) (bool, error) {
 	var ok bool
 	err := a.o.Store.View(ctx, func(tx *store.Tx) error {
-		var err error
-		_, ok, err = tx.SentGet(a.o.SyncID, localIssue, detect.KindAttachmentPeer, id)
+		v, had, err := tx.SentGet(a.o.SyncID, localIssue, detect.KindAttachmentPeer, id)
+		ok = had && v != peerID
 		return err
 	})
 	return ok, storeErr("read attachment records", err)
@@ -468,7 +500,21 @@ func (a *Applier) attachmentDelete(ctx context.Context, c wire.Change, p store.I
 			return a.record(ctx, c, p.LocalID, "", nil, nil) // never copied here
 		}
 	}
+	if gone, err := a.goneHere(ctx, p.LocalID, detect.KindAttachment, id); err != nil || gone {
+		return errOr(err, func() error { return a.record(ctx, c, p.LocalID, "", nil, nil) }) // a resync sends deletes again
+	}
+	if at.PeerID != "" {
+		if err := attachmentDeleteBk.refused(a, c); err != nil {
+			if _, gerr := a.o.Jira.Attachment(ctx, id); notFound(gerr) {
+				return a.record(ctx, c, p.LocalID, "", nil, nil) // gone already: nothing to refuse
+			}
+			return err
+		}
+	}
 	if err := a.o.Jira.DeleteAttachment(ctx, id); err != nil && !notFound(err) {
+		if at.PeerID != "" {
+			return attachmentDeleteBk.jiraErr(ctx, a, c, id, p.LocalKey, err)
+		}
 		return fmt.Errorf("delete attachment %s of %s: %w", id, p.LocalKey, err)
 	}
 	if err := a.after(StepAttachment, c); err != nil {

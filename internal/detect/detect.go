@@ -276,9 +276,10 @@ func (d *Detector) PollIssue(ctx context.Context, idOrKey string) (Result, error
 
 // Resync sends the current state of every sync issue matching jql (empty:
 // all) again, as an IssueUpdate with all sent fields, the issue type and
-// the status; the peer applies only what differs. Issues never sent are
-// sent as IssueCreate. History entries up to now are then covered and not
-// sent again.
+// the status, followed by its content (comments and attachments: every
+// item again, with fresh change ids, see resyncer); the peer applies only
+// what differs. Issues never sent are sent as IssueCreate. History
+// entries up to now are then covered and not sent again.
 func (d *Detector) Resync(ctx context.Context, jql string) (Result, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -610,6 +611,15 @@ func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result
 		}
 		f.Sent = append(f.Sent, d.baseline(is))
 		found = append(found, f)
+		if f.Err == nil {
+			// The content the peer's copy must hold follows the snapshot
+			// (see resyncer).
+			fs, err := d.resyncContent(ctx, in, m.resync)
+			if err != nil {
+				return err
+			}
+			found = append(found, fs...)
+		}
 	case m.initial && !in.pairedHere(ctx):
 		// The initial sync sends only issues people created; the others
 		// came from the peer before this bridge kept records (a new
