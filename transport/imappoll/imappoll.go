@@ -38,9 +38,9 @@ import (
 
 // TLS modes.
 const (
-	TLSImplicit = "tls"      // TLS from the first byte (port 993 style)
-	TLSStartTLS = "starttls" // plain connect, STARTTLS required
-	TLSPlain    = "plain"    // no TLS; only to a loopback address
+	TLSImplicit = transport.TLSImplicit // TLS from the first byte (port 993 style)
+	TLSStartTLS = transport.TLSStartTLS // plain connect, STARTTLS required
+	TLSPlain    = transport.TLSPlain    // no TLS; only to a loopback address
 )
 
 // What happens to a stored mail.
@@ -194,14 +194,8 @@ func New(opts Options) (*Receiver, error) {
 	if opts.TLSMode == "" {
 		opts.TLSMode = TLSImplicit
 	}
-	switch opts.TLSMode {
-	case TLSImplicit, TLSStartTLS:
-	case TLSPlain:
-		if !transport.IsLoopbackHost(opts.Host) {
-			errs = append(errs, fmt.Errorf("imap tls mode %q is only allowed to a loopback address, not %q: use %q or %q", TLSPlain, opts.Host, TLSImplicit, TLSStartTLS))
-		}
-	default:
-		errs = append(errs, fmt.Errorf("imap tls mode %q is unknown: use %q, %q or %q (loopback only)", opts.TLSMode, TLSImplicit, TLSStartTLS, TLSPlain))
+	if err := transport.CheckTLSMode("imap", opts.TLSMode, opts.Host, TLSImplicit); err != nil {
+		errs = append(errs, err)
 	}
 	if opts.Port == 0 {
 		opts.Port = 143
