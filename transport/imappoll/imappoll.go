@@ -26,7 +26,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -760,29 +759,13 @@ func classify(err error) error {
 			return errclass.New(errclass.Temporary, "imap_refused", err)
 		}
 	}
-	if isTLSError(err) {
+	if transport.IsTLSError(err) {
 		return errclass.New(errclass.Permanent, "imap_tls", fmt.Errorf("%w; the imap server's certificate is not trusted or TLS failed: set %s to the PEM file of the CA that signed it, and check the TLS mode matches the port", err, CAFileVar))
 	}
-	var ne net.Error
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) {
+	if transport.IsConnectionLost(err) {
 		return errclass.New(errclass.Temporary, "imap_dial", err)
 	}
 	// A dropped session shows up as many different errors from imapclient;
 	// reconnecting is the right answer to all of them.
 	return errclass.New(errclass.Temporary, "imap_session", err)
-}
-
-func isTLSError(err error) bool {
-	var (
-		unknownAuthority x509.UnknownAuthorityError
-		hostname         x509.HostnameError
-		invalid          x509.CertificateInvalidError
-		verification     *tls.CertificateVerificationError
-		record           tls.RecordHeaderError
-		alert            tls.AlertError
-	)
-	return errors.As(err, &unknownAuthority) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
-		errors.As(err, &verification) || errors.As(err, &record) || errors.As(err, &alert)
 }
