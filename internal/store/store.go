@@ -317,6 +317,19 @@ func (t *Tx) exec(what, query string, args ...any) (sql.Result, error) {
 	return r, nil
 }
 
+// insert runs an INSERT and returns the new row's id.
+func (t *Tx) insert(what, query string, args ...any) (int64, error) {
+	r, err := t.exec(what, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	id, err := r.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	return id, nil
+}
+
 // collect runs a query and scans each row with scan.
 func collect[T any](t *Tx, what, query string, scan func(*sql.Rows) (T, error), args ...any) ([]T, error) {
 	rows, err := t.tx.QueryContext(t.ctx, query, args...)
