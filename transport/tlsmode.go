@@ -10,26 +10,29 @@ const (
 	TLSPlain    = "plain"    // no TLS; only to a loopback address
 )
 
-// CheckTLSMode checks a mail transport's TLS mode for host. Implicit TLS
-// and STARTTLS may go anywhere; plain text only to a loopback host, since
-// it would otherwise send the mailbox password and the envelopes'
-// metadata across the network in the clear. proto ("smtp", "imap") starts
-// the error, and preferred (the transport's default, TLSImplicit or
-// TLSStartTLS) is the first mode it suggests instead.
-func CheckTLSMode(proto, mode, host, preferred string) error {
+// CheckTLSMode returns a mail transport's TLS mode for host: mode, or
+// def (the transport's default, TLSImplicit or TLSStartTLS) when mode is
+// empty. Implicit TLS and STARTTLS may go anywhere; plain text only to a
+// loopback host, since it would otherwise send the mailbox password and
+// the envelopes' metadata across the network in the clear. proto ("smtp",
+// "imap") starts the error, which suggests def first.
+func CheckTLSMode(proto, mode, host, def string) (string, error) {
+	if mode == "" {
+		mode = def
+	}
 	other := TLSStartTLS
-	if preferred == TLSStartTLS {
+	if def == TLSStartTLS {
 		other = TLSImplicit
 	}
 	switch mode {
 	case TLSImplicit, TLSStartTLS:
-		return nil
+		return mode, nil
 	case TLSPlain:
 		if !IsLoopbackHost(host) {
-			return fmt.Errorf("%s tls mode %q is only allowed to a loopback address, not %q: use %q or %q", proto, TLSPlain, host, preferred, other)
+			return mode, fmt.Errorf("%s tls mode %q is only allowed to a loopback address, not %q: use %q or %q", proto, TLSPlain, host, def, other)
 		}
-		return nil
+		return mode, nil
 	default:
-		return fmt.Errorf("%s tls mode %q is unknown: use %q, %q or %q (loopback only)", proto, mode, TLSImplicit, TLSStartTLS, TLSPlain)
+		return mode, fmt.Errorf("%s tls mode %q is unknown: use %q, %q or %q (loopback only)", proto, mode, TLSImplicit, TLSStartTLS, TLSPlain)
 	}
 }

@@ -190,10 +190,8 @@ func New(opts Options) (*Receiver, error) {
 	if opts.Username == "" {
 		errs = append(errs, errors.New("imap user name is empty"))
 	}
-	if opts.TLSMode == "" {
-		opts.TLSMode = TLSImplicit
-	}
-	if err := transport.CheckTLSMode("imap", opts.TLSMode, opts.Host, TLSImplicit); err != nil {
+	var err error
+	if opts.TLSMode, err = transport.CheckTLSMode("imap", opts.TLSMode, opts.Host, TLSImplicit); err != nil {
 		errs = append(errs, err)
 	}
 	if opts.Port == 0 {

@@ -104,10 +104,8 @@ func New(opts Options) (*Sender, error) {
 	if opts.Host == "" {
 		errs = append(errs, errors.New("smtp host is empty"))
 	}
-	if opts.TLSMode == "" {
-		opts.TLSMode = TLSStartTLS
-	}
-	if err := transport.CheckTLSMode("smtp", opts.TLSMode, opts.Host, TLSStartTLS); err != nil {
+	var err error
+	if opts.TLSMode, err = transport.CheckTLSMode("smtp", opts.TLSMode, opts.Host, TLSStartTLS); err != nil {
 		errs = append(errs, err)
 	}
 	if opts.Port == 0 {
