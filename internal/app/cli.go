@@ -9,8 +9,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // Exit statuses, as the README documents them.
@@ -114,6 +116,29 @@ func parseFlags(fs *flag.FlagSet, args []string) (bool, int) {
 		return false, ExitUsage
 	}
 	return true, ExitOK
+}
+
+// parseFlagsOnly is parseFlags for a command that takes no arguments
+// besides its flags: a stray one (often a flag value that lost its quotes)
+// is a usage error, not silently ignored.
+func parseFlagsOnly(env Env, fs *flag.FlagSet, args []string) (bool, int) {
+	if ok, code := parseFlags(fs, args); !ok {
+		return false, code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(env.Stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return false, ExitUsage
+	}
+	return true, ExitOK
+}
+
+// runContext is env.Context or, in the real process (no Context), one
+// that ends on SIGTERM or SIGINT so long-running commands stop cleanly.
+func runContext(env Env) (context.Context, context.CancelFunc) {
+	if env.Context != nil {
+		return env.Context, func() {}
+	}
+	return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 }
 
 func cmdVersion(env Env, args []string) int {

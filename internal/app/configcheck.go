@@ -16,12 +16,8 @@ func cmdConfigCheck(env Env, args []string) int {
 	fs := newFlagSet(env, "config check", "config check\n\n"+
 		"Reads the JIRABRIDGE_ variables and the sync definition file, and prints\n"+
 		"the effective settings (secrets as <secret>) or every problem, exit status 2.")
-	if ok, code := parseFlags(fs, args); !ok {
+	if ok, code := parseFlagsOnly(env, fs, args); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(env.Stderr, "config check: unexpected argument %q\n", fs.Arg(0))
-		return ExitUsage
 	}
 
 	cfg, err := config.Load(env.Getenv)

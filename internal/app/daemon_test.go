@@ -199,30 +199,12 @@ func TestDaemonsOverRealMailStack(t *testing.T) {
 // running as daemons, crosses a change both ways, and checks the HTTP
 // endpoints and the clean stop.
 func daemonsEndToEnd(t *testing.T, transportEnv func(string) map[string]string) {
-	alpha, beta, err := startDemoSites(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alpha.Close()
-	defer beta.Close()
+	alpha, beta := testSites(t)
 	root := t.TempDir()
 	mk := func(s *demoSite) *site {
-		dir := filepath.Join(root, s.Name)
-		os.MkdirAll(dir, 0o700)
-		syncFile := filepath.Join(dir, "sync.yaml")
-		if err := os.WriteFile(syncFile, []byte(s.SyncYAML), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		env := map[string]string{
-			"JIRABRIDGE_DATA_DIR": filepath.Join(dir, "data"), "JIRABRIDGE_SYNC_FILE": syncFile,
-			"JIRABRIDGE_JIRA_BASE_URL": s.URL, "JIRABRIDGE_JIRA_USER": demoSyncUser, "JIRABRIDGE_JIRA_PASSWORD": demoPassword,
-			"JIRABRIDGE_LOG_LEVEL": "warn", "JIRABRIDGE_POLL_INTERVAL": "1s",
-			"JIRABRIDGE_BATCH_LINGER": "100ms", "JIRABRIDGE_ACK_DELAY": "300ms",
-		}
-		for k, v := range transportEnv(s.Name) {
-			env[k] = v
-		}
-		return &site{t: t, env: env}
+		return bridgeSite(t, root, s, transportEnv, map[string]string{
+			"JIRABRIDGE_LOG_LEVEL": "warn", "JIRABRIDGE_BATCH_LINGER": "100ms", "JIRABRIDGE_ACK_DELAY": "300ms",
+		})
 	}
 	master, slave := mk(alpha), mk(beta)
 	// The slave starts without a mapping for the alias "task".

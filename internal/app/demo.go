@@ -8,12 +8,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jirabridge/jirabridge/internal/jira"
@@ -63,12 +61,8 @@ func cmdDemo(env Env, args []string) int {
 		fmt.Fprintln(env.Stderr, "demo: --rate must be above 0 and --duration not negative")
 		return ExitUsage
 	}
-	ctx := env.Context
-	if ctx == nil {
-		var stop context.CancelFunc
-		ctx, stop = signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-		defer stop()
-	}
+	ctx, stop := runContext(env)
+	defer stop()
 	ok, err := runDemo(ctx, env.Stdout, o)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "demo: %v\n", err)

@@ -4,167 +4,39 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"sort"
 	"time"
 
 	"github.com/jirabridge/jirabridge/internal/jira"
-	"github.com/jirabridge/jirabridge/internal/jirasim"
+	"github.com/jirabridge/jirabridge/internal/sitepair"
 )
 
-// The demo's pair of Jira sites: two jirasims whose projects differ in
-// issue type names, field names, select values, statuses (and workflow
-// length) and usernames, so the aliases do real work. The e2e tests use the
-// same pair.
+// The demo's pair of Jira sites is sitepair's, which the bench and the
+// tests use too; the demo runs bridges from the sync files, with comments
+// synced and unmatched people dropped.
 
 const (
-	demoSyncUser = "jirabridge"
-	demoPassword = "demo"
+	demoSyncUser = sitepair.SyncUser
+	demoPassword = sitepair.Password
 )
 
-// demoSite is one jirasim serving on a loopback port.
+// demoSite is one jirasim serving on a loopback port, with the sync
+// definition file its bridge reads.
 type demoSite struct {
-	Name     string
-	Project  string
-	Sim      *jirasim.Server
-	URL      string
+	*sitepair.Site
 	SyncYAML string
-	People   []string
-	srv      *http.Server
 }
-
-func (s *demoSite) Close() {
-	if s.srv != nil {
-		s.srv.Close()
-	}
-}
-
-// Client returns a Jira client acting as user.
-func (s *demoSite) Client(user string) (*jira.Client, error) {
-	return jira.New(jira.Options{BaseURL: s.URL, Username: user, Password: demoPassword, Timeout: 20 * time.Second})
-}
-
-var demoPeople = [][2]string{{"Alice Smith", "alice@corp.example"}, {"Bob Jones", "bob@corp.example"}, {"Carol White", "carol@corp.example"}}
-
-type demoSpec struct {
-	name, project string
-	users         []string
-	fields        []jirasim.FieldSpec
-	workflow      *jirasim.Workflow
-	yaml          string
-}
-
-var demoSpecs = []demoSpec{{
-	name: "alpha", project: "ALPHA", users: []string{"alice", "bob", "carol"},
-	fields: []jirasim.FieldSpec{
-		{Name: "Customer Ref", Type: "textfield"},
-		{Name: "Severity", Type: "select", Options: []string{"S1", "S2", "S3"}},
-	},
-	yaml: `name: partner
-project: ALPHA
-issue_types:
-  Bug: bug
-  Task: task
-statuses:
-  To Do: todo
-  In Progress: doing
-  Done: done
-fields:
-  - {local: summary, alias: summary}
-  - {local: description, alias: description}
-  - {local: priority, alias: priority, kind: priority}
-  - {local: labels, alias: labels, kind: labels}
-  - {local: assignee, alias: assignee, kind: user}
-  - {local: Customer Ref, alias: ref}
-  - {local: Severity, alias: severity, values: {S1: sev1, S2: sev2, S3: sev3}}
-users:
-  mode: by_email
-  fallback: drop
-comments:
-  enabled: true
-`,
-}, {
-	name: "beta", project: "BETA", users: []string{"asmith", "bjones", "cwhite"},
-	fields: []jirasim.FieldSpec{
-		{Name: "Partner Reference", Type: "textfield"},
-		{Name: "Impact", Type: "select", Options: []string{"Critical", "Major", "Minor"}},
-	},
-	workflow: &jirasim.Workflow{Name: "beta flow", Initial: "Open", Transitions: []jirasim.Transition{
-		{ID: "11", Name: "Start", From: []string{"Open"}, To: "In Progress"},
-		{ID: "21", Name: "Send to review", From: []string{"In Progress"}, To: "In Review"},
-		{ID: "31", Name: "Approve", From: []string{"In Review"}, To: "Closed"},
-		{ID: "41", Name: "Rework", From: []string{"In Review"}, To: "In Progress"},
-		{ID: "51", Name: "Reopen", From: []string{"Closed"}, To: "Open"},
-		{ID: "61", Name: "Stop", From: []string{"In Progress"}, To: "Open"},
-	}},
-	yaml: `name: partner
-project: BETA
-issue_types:
-  Bug: bug
-  Story: task
-statuses:
-  Open: todo
-  In Progress: doing
-  Closed: done
-fields:
-  - {local: summary, alias: summary}
-  - {local: description, alias: description}
-  - {local: priority, alias: priority, kind: priority}
-  - {local: labels, alias: labels, kind: labels}
-  - {local: assignee, alias: assignee, kind: user}
-  - {local: Partner Reference, alias: ref}
-  - {local: Impact, alias: severity, values: {Critical: sev1, Major: sev2, Minor: sev3}}
-users:
-  mode: by_email
-  fallback: drop
-comments:
-  enabled: true
-`,
-}}
 
 // startDemoSites starts both jirasims on loopback ports.
 func startDemoSites(now func() time.Time) (alpha, beta *demoSite, err error) {
-	var sites []*demoSite
-	for _, sp := range demoSpecs {
-		s, err := startDemoSite(sp, now)
-		if err != nil {
-			for _, s := range sites {
-				s.Close()
-			}
-			return nil, nil, err
-		}
-		sites = append(sites, s)
-	}
-	return sites[0], sites[1], nil
-}
-
-func startDemoSite(sp demoSpec, now func() time.Time) (*demoSite, error) {
-	sim := jirasim.New(jirasim.Options{Now: now, SyncWebhooks: true, MaxLoginFailures: -1})
-	seed := jirasim.Seed{Fields: sp.fields}
-	seed.Users = append(seed.Users, jirasim.UserSpec{Name: demoSyncUser, Password: demoPassword,
-		DisplayName: "jirabridge sync", Email: "sync-" + sp.name + "@bridge.example"})
-	for i, u := range sp.users {
-		seed.Users = append(seed.Users, jirasim.UserSpec{Name: u, Password: demoPassword, DisplayName: demoPeople[i][0], Email: demoPeople[i][1]})
-	}
-	proj := jirasim.ProjectSpec{Key: sp.project, Name: sp.name + " project",
-		Roles: map[string][]string{"Administrators": {demoSyncUser}, "Developers": sp.users}}
-	if sp.workflow != nil {
-		seed.Workflows = []jirasim.Workflow{*sp.workflow}
-		proj.Workflow = sp.workflow.Name
-	}
-	seed.Projects = []jirasim.ProjectSpec{proj}
-	if err := sim.ApplySeed(seed); err != nil {
-		return nil, fmt.Errorf("seed jirasim %s: %w", sp.name, err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, b, err := sitepair.Start(sitepair.Options{Now: now})
 	if err != nil {
-		return nil, fmt.Errorf("listen for jirasim %s: %w", sp.name, err)
+		return nil, nil, err
 	}
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	return &demoSite{Name: sp.name, Project: sp.project, Sim: sim, URL: "http://" + ln.Addr().String(),
-		SyncYAML: sp.yaml, People: sp.users, srv: srv}, nil
+	demo := func(s *sitepair.Site) *demoSite {
+		return &demoSite{Site: s, SyncYAML: s.Spec.SyncYAML(sitepair.SyncOptions{DropUnknownUsers: true, Comments: true})}
+	}
+	return demo(a), demo(b), nil
 }
 
 // demoIssue is what the comparison looks at: the synced content of an
@@ -185,7 +57,7 @@ var severityAlias = map[string]string{"S1": "sev1", "S2": "sev2", "S3": "sev3", 
 // snapshot lists the site's issues by summary.
 func (s *demoSite) snapshot(ctx context.Context) (map[string]demoIssue, error) {
 	// jirasim's built-in administrator sees every issue.
-	c, err := jira.New(jira.Options{BaseURL: s.URL, Username: "admin", Password: "admin", Timeout: 20 * time.Second})
+	c, err := s.Client("admin")
 	if err != nil {
 		return nil, err
 	}

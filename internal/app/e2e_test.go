@@ -9,6 +9,48 @@ import (
 	"github.com/jirabridge/jirabridge/internal/jira"
 )
 
+// testSites starts the demo's pair of jirasims for one test.
+func testSites(t *testing.T) (alpha, beta *demoSite) {
+	t.Helper()
+	alpha, beta, err := startDemoSites(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(alpha.Close)
+	t.Cleanup(beta.Close)
+	return alpha, beta
+}
+
+// bridgeSite is the bridge for s, in its own directory below root: its
+// sync file written, its environment pointing at s as the sync user,
+// polling every second, with transportEnv's and then extra's variables.
+func bridgeSite(t *testing.T, root string, s *demoSite, transportEnv func(name string) map[string]string, extra map[string]string) *site {
+	t.Helper()
+	dir := filepath.Join(root, s.Name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	syncFile := filepath.Join(dir, "sync.yaml")
+	if err := os.WriteFile(syncFile, []byte(s.SyncYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"JIRABRIDGE_DATA_DIR":      filepath.Join(dir, "data"),
+		"JIRABRIDGE_SYNC_FILE":     syncFile,
+		"JIRABRIDGE_JIRA_BASE_URL": s.URL,
+		"JIRABRIDGE_JIRA_USER":     demoSyncUser,
+		"JIRABRIDGE_JIRA_PASSWORD": demoPassword,
+		"JIRABRIDGE_POLL_INTERVAL": "1s",
+	}
+	for k, v := range transportEnv(s.Name) {
+		env[k] = v
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return &site{t: t, env: env}
+}
+
 // demoBridges sets up two bridges for the demo pair of jirasims over the
 // file drop, through init, join, publish and start as docs/setup.md says,
 // and returns them RUNNING.
@@ -16,27 +58,7 @@ func demoBridges(t *testing.T, alpha, beta *demoSite, transportEnv func(name str
 	t.Helper()
 	root := t.TempDir()
 	mk := func(s *demoSite) *site {
-		dir := filepath.Join(root, s.Name)
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		syncFile := filepath.Join(dir, "sync.yaml")
-		if err := os.WriteFile(syncFile, []byte(s.SyncYAML), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		env := map[string]string{
-			"JIRABRIDGE_DATA_DIR":      filepath.Join(dir, "data"),
-			"JIRABRIDGE_SYNC_FILE":     syncFile,
-			"JIRABRIDGE_JIRA_BASE_URL": s.URL,
-			"JIRABRIDGE_JIRA_USER":     demoSyncUser,
-			"JIRABRIDGE_JIRA_PASSWORD": demoPassword,
-			"JIRABRIDGE_LOG_LEVEL":     "error",
-			"JIRABRIDGE_POLL_INTERVAL": "1s",
-		}
-		for k, v := range transportEnv(s.Name) {
-			env[k] = v
-		}
-		return &site{t: t, env: env}
+		return bridgeSite(t, root, s, transportEnv, map[string]string{"JIRABRIDGE_LOG_LEVEL": "error"})
 	}
 	master, slave = mk(alpha), mk(beta)
 	hs := filepath.Join(root, "handshake.json")
@@ -76,12 +98,7 @@ func fileDropEnv(root string) func(string) map[string]string {
 // issue created on alpha appears on beta, and an edit on beta comes back.
 func TestChangeCrossesBothWaysOverFileDrop(t *testing.T) {
 	t.Parallel()
-	alpha, beta, err := startDemoSites(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alpha.Close()
-	defer beta.Close()
+	alpha, beta := testSites(t)
 	master, slave := demoBridges(t, alpha, beta, fileDropEnv(t.TempDir()))
 	crossBothWays(t, alpha, beta, 5, func() { pump(master, slave) }, func() { pump(slave, master) })
 }
@@ -151,12 +168,7 @@ func crossBothWays(t *testing.T, alpha, beta *demoSite, rounds int, toBeta, toAl
 // and makes no further call until the operator starts it again.
 func TestWrongPasswordPausesAfterOneCall(t *testing.T) {
 	t.Parallel()
-	alpha, beta, err := startDemoSites(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alpha.Close()
-	defer beta.Close()
+	alpha, beta := testSites(t)
 	master, _ := demoBridges(t, alpha, beta, fileDropEnv(t.TempDir()))
 	master.env["JIRABRIDGE_JIRA_PASSWORD"] = "wrong"
 	alpha.Sim.ResetCounters()

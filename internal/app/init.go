@@ -103,12 +103,8 @@ func cmdInit(env Env, args []string) int {
 		"keys (kept only in the store) and writes the handshake file to hand to the\n"+
 		"partner, who runs 'jirabridge join FILE'.")
 	out := fs.String("out", "", "where to write the handshake file (default jirabridge-handshake-NAME.json in the current directory)")
-	if ok, code := parseFlags(fs, args); !ok {
+	if ok, code := parseFlagsOnly(env, fs, args); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(env.Stderr, "init: unexpected argument %q\n", fs.Arg(0))
-		return ExitUsage
 	}
 	s, code := loadSetup(env, "init")
 	if s == nil {

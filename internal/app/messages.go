@@ -84,12 +84,8 @@ func messagesList(env Env, args []string) int {
 	fs := newFlagSet(env, "messages list", "messages list [--all] [--sync ID]")
 	all := fs.Bool("all", false, "show messages in every state, not only open and retrying")
 	syncID := fs.String("sync", "", "only this sync (default: every sync)")
-	if ok, code := parseFlags(fs, args); !ok {
+	if ok, code := parseFlagsOnly(env, fs, args); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(env.Stderr, "messages list: unexpected argument %q\n", fs.Arg(0))
-		return ExitUsage
 	}
 	ctx := context.Background()
 	st, err := openStore(ctx, env)

@@ -14,12 +14,8 @@ func cmdPublish(env Env, args []string) int {
 		"values, statuses, link types, features and directions) to the slave. The master\n"+
 		"shows WAITING FOR SLAVE until the slave has mapped them all and acked.")
 	note := fs.String("note", "", "a note for the slave's administrator, shown in their status")
-	if ok, code := parseFlags(fs, args); !ok {
+	if ok, code := parseFlagsOnly(env, fs, args); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(env.Stderr, "publish: unexpected argument %q\n", fs.Arg(0))
-		return ExitUsage
 	}
 	s, code := loadSetup(env, "publish")
 	if s == nil {

@@ -1,10 +1,7 @@
 package app
 
 import (
-	"context"
 	"fmt"
-	"os/signal"
-	"syscall"
 	"time"
 )
 
@@ -16,19 +13,11 @@ func cmdRun(env Env, args []string) int {
 		"the current Jira write and mail and exits 0).")
 	once := fs.Bool("once", false, "send what is queued, read what has arrived, then exit (a cron job beside a file drop)")
 	idle := fs.Duration("idle", 2*time.Second, "with --once: stop reading after the transport was idle this long")
-	if ok, code := parseFlags(fs, args); !ok {
+	if ok, code := parseFlagsOnly(env, fs, args); !ok {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(env.Stderr, "run: unexpected argument %q\n", fs.Arg(0))
-		return ExitUsage
-	}
-	ctx := env.Context
-	if ctx == nil {
-		var stop context.CancelFunc
-		ctx, stop = signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-		defer stop()
-	}
+	ctx, stop := runContext(env)
+	defer stop()
 	s, code := loadSetup(env, "run")
 	if s == nil {
 		return code

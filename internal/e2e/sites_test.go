@@ -3,126 +3,52 @@ package e2e_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jirabridge/jirabridge/internal/jira"
-	"github.com/jirabridge/jirabridge/internal/jirasim"
+	"github.com/jirabridge/jirabridge/internal/sitepair"
 )
 
-// The process tests' pair of Jiras: two jirasims on real time (the bridges
-// run as processes on the wall clock) whose projects differ in names,
-// select values and workflows, with comment sync on. Same shapes as the
-// demo's pair in internal/app.
+// The process tests' pair of Jiras: sitepair's (the demo's) two jirasims
+// on real time (the bridges run as processes on the wall clock), with
+// comment sync on and unmatched people dropped, as the demo runs them.
 
 const (
-	procSyncUser = "jirabridge"
-	procPassword = "pw"
+	procSyncUser = sitepair.SyncUser
+	procPassword = sitepair.Password
 )
 
 type procSite struct {
-	Name, Project, URL, SyncYAML string
-	People                       []string
-	Sim                          *jirasim.Server
-	admin                        *jira.Client
+	*sitepair.Site
+	SyncYAML string
+	admin    *jira.Client
 }
 
 func (s *procSite) client(t testing.TB, user string) *jira.Client {
 	t.Helper()
-	c, err := jira.New(jira.Options{BaseURL: s.URL, Username: user, Password: procPassword, Timeout: 30 * time.Second})
+	c, err := s.Client(user)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-var procSpecs = []struct {
-	name, project string
-	users         []string
-	fields        []jirasim.FieldSpec
-	workflow      *jirasim.Workflow
-	yaml          string
-}{{
-	name: "alpha", project: "ALPHA", users: []string{"alice", "bob"},
-	fields: []jirasim.FieldSpec{{Name: "Customer Ref", Type: "textfield"}, {Name: "Severity", Type: "select", Options: []string{"S1", "S2", "S3"}}},
-	yaml: `name: partner
-project: ALPHA
-issue_types: {Bug: bug, Task: task}
-statuses: {To Do: todo, In Progress: doing, Done: done}
-fields:
-  - {local: summary, alias: summary}
-  - {local: description, alias: description}
-  - {local: Customer Ref, alias: ref}
-  - {local: Severity, alias: severity, values: {S1: sev1, S2: sev2, S3: sev3}}
-users: {mode: by_email, fallback: drop}
-comments: {enabled: true}
-`,
-}, {
-	name: "beta", project: "BETA", users: []string{"asmith", "bjones"},
-	fields: []jirasim.FieldSpec{{Name: "Partner Reference", Type: "textfield"}, {Name: "Impact", Type: "select", Options: []string{"Critical", "Major", "Minor"}}},
-	workflow: &jirasim.Workflow{Name: "beta flow", Initial: "Open", Transitions: []jirasim.Transition{
-		{ID: "11", Name: "Start", From: []string{"Open"}, To: "In Progress"},
-		{ID: "21", Name: "Send to review", From: []string{"In Progress"}, To: "In Review"},
-		{ID: "31", Name: "Approve", From: []string{"In Review"}, To: "Closed"},
-		{ID: "41", Name: "Rework", From: []string{"In Review"}, To: "In Progress"},
-		{ID: "51", Name: "Reopen", From: []string{"Closed"}, To: "Open"},
-		{ID: "61", Name: "Stop", From: []string{"In Progress"}, To: "Open"},
-	}},
-	yaml: `name: partner
-project: BETA
-issue_types: {Bug: bug, Story: task}
-statuses: {Open: todo, In Progress: doing, Closed: done}
-fields:
-  - {local: summary, alias: summary}
-  - {local: description, alias: description}
-  - {local: Partner Reference, alias: ref}
-  - {local: Impact, alias: severity, values: {Critical: sev1, Major: sev2, Minor: sev3}}
-users: {mode: by_email, fallback: drop}
-comments: {enabled: true}
-`,
-}}
-
-var procPeople = [][2]string{{"Alice Smith", "alice@corp.example"}, {"Bob Jones", "bob@corp.example"}}
-
 // startProcSites starts both jirasims on loopback ports.
 func startProcSites(t testing.TB) (alpha, beta *procSite) {
 	t.Helper()
-	var out []*procSite
-	for _, sp := range procSpecs {
-		sim := jirasim.New(jirasim.Options{SyncWebhooks: true, MaxLoginFailures: -1})
-		seed := jirasim.Seed{Fields: sp.fields}
-		seed.Users = append(seed.Users, jirasim.UserSpec{Name: procSyncUser, Password: procPassword, DisplayName: "jirabridge sync", Email: "sync-" + sp.name + "@bridge.example"})
-		for i, u := range sp.users {
-			seed.Users = append(seed.Users, jirasim.UserSpec{Name: u, Password: procPassword, DisplayName: procPeople[i][0], Email: procPeople[i][1]})
-		}
-		proj := jirasim.ProjectSpec{Key: sp.project, Name: sp.name + " project",
-			Roles: map[string][]string{"Administrators": {procSyncUser}, "Developers": sp.users}}
-		if sp.workflow != nil {
-			seed.Workflows = []jirasim.Workflow{*sp.workflow}
-			proj.Workflow = sp.workflow.Name
-		}
-		seed.Projects = []jirasim.ProjectSpec{proj}
-		if err := sim.ApplySeed(seed); err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Close() })
-		s := &procSite{Name: sp.name, Project: sp.project, URL: "http://" + ln.Addr().String(), SyncYAML: sp.yaml, People: sp.users, Sim: sim}
-		s.admin, err = jira.New(jira.Options{BaseURL: s.URL, Username: "admin", Password: "admin", Timeout: 30 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
+	a, b, err := sitepair.Start(sitepair.Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out[0], out[1]
+	t.Cleanup(a.Close)
+	t.Cleanup(b.Close)
+	proc := func(s *sitepair.Site) *procSite {
+		p := &procSite{Site: s, SyncYAML: s.Spec.SyncYAML(sitepair.SyncOptions{DropUnknownUsers: true, Comments: true})}
+		p.admin = p.client(t, "admin")
+		return p
+	}
+	return proc(a), proc(b)
 }
 
 // procIssue is an issue in alias terms, with its comment markers.

@@ -364,11 +364,17 @@ func (c *Client) SetIssueProperty(ctx context.Context, idOrKey, key string, valu
 
 // IssueProperty reads an issue property into v; found is false on 404.
 func (c *Client) IssueProperty(ctx context.Context, idOrKey, key string, v any) (found bool, err error) {
+	return c.property(ctx, "issue/{id}/properties/{key}", "rest/api/2/issue/"+esc(idOrKey)+"/properties/"+esc(key),
+		"issue "+idOrKey+" property "+key, v)
+}
+
+// property reads the entity property at path into v; found is false on
+// 404 (an entity without the property, which callers expect to meet).
+func (c *Client) property(ctx context.Context, route, path, what string, v any) (found bool, err error) {
 	var ans struct {
-		Key   string          `json:"key"`
 		Value json.RawMessage `json:"value"`
 	}
-	err = c.do(ctx, http.MethodGet, "issue/{id}/properties/{key}", "rest/api/2/issue/"+esc(idOrKey)+"/properties/"+esc(key), nil, &ans)
+	err = c.do(ctx, http.MethodGet, route, path, nil, &ans)
 	if StatusOf(err) == http.StatusNotFound {
 		return false, nil
 	}
@@ -377,7 +383,7 @@ func (c *Client) IssueProperty(ctx context.Context, idOrKey, key string, v any) 
 	}
 	if v != nil {
 		if err := json.Unmarshal(ans.Value, v); err != nil {
-			return true, fmt.Errorf("issue %s property %s: %w", idOrKey, key, err)
+			return true, fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	return true, nil
@@ -385,16 +391,20 @@ func (c *Client) IssueProperty(ctx context.Context, idOrKey, key string, v any) 
 
 // Comments lists every comment of an issue, paging through them.
 func (c *Client) Comments(ctx context.Context, idOrKey string) ([]Comment, error) {
-	var all []Comment
+	return allComments[Comment](ctx, c, idOrKey, "")
+}
+
+// allComments pages through an issue's comments, 100 a call; query is
+// added to each call's query string (e.g. "expand=properties&").
+func allComments[T any](ctx context.Context, c *Client, idOrKey, query string) ([]T, error) {
+	var all []T
 	start := 0
 	for {
 		var p struct {
-			StartAt    int       `json:"startAt"`
-			MaxResults int       `json:"maxResults"`
-			Total      int       `json:"total"`
-			Comments   []Comment `json:"comments"`
+			Total    int `json:"total"`
+			Comments []T `json:"comments"`
 		}
-		path := "rest/api/2/issue/" + esc(idOrKey) + "/comment?startAt=" + strconv.Itoa(start) + "&maxResults=100"
+		path := "rest/api/2/issue/" + esc(idOrKey) + "/comment?" + query + "startAt=" + strconv.Itoa(start) + "&maxResults=100"
 		if err := c.do(ctx, http.MethodGet, "issue/{id}/comment", path, nil, &p); err != nil {
 			return nil, err
 		}
@@ -438,22 +448,8 @@ func (c *Client) DeleteComment(ctx context.Context, idOrKey, commentID string) e
 
 // CommentProperty reads a comment property into v; found is false on 404.
 func (c *Client) CommentProperty(ctx context.Context, commentID, key string, v any) (bool, error) {
-	var ans struct {
-		Value json.RawMessage `json:"value"`
-	}
-	err := c.do(ctx, http.MethodGet, "comment/{cid}/properties/{key}", "rest/api/2/comment/"+esc(commentID)+"/properties/"+esc(key), nil, &ans)
-	if StatusOf(err) == http.StatusNotFound {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if v != nil {
-		if err := json.Unmarshal(ans.Value, v); err != nil {
-			return true, fmt.Errorf("comment %s property %s: %w", commentID, key, err)
-		}
-	}
-	return true, nil
+	return c.property(ctx, "comment/{cid}/properties/{key}", "rest/api/2/comment/"+esc(commentID)+"/properties/"+esc(key),
+		"comment "+commentID+" property "+key, v)
 }
 
 // AddAttachment uploads one file. Jira answers with an array.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strconv"
 )
 
 // Calls for syncing comments, attachments, watchers and links (issue 5).
@@ -44,23 +43,7 @@ func (c *CommentWithProps) Internal() bool {
 // paging through them: one call tells detection which comments are the
 // bridge's copies and which are internal.
 func (c *Client) CommentsWithProps(ctx context.Context, idOrKey string) ([]CommentWithProps, error) {
-	var all []CommentWithProps
-	start := 0
-	for {
-		var p struct {
-			Total    int                `json:"total"`
-			Comments []CommentWithProps `json:"comments"`
-		}
-		path := "rest/api/2/issue/" + esc(idOrKey) + "/comment?expand=properties&startAt=" + strconv.Itoa(start) + "&maxResults=100"
-		if err := c.do(ctx, http.MethodGet, "issue/{id}/comment", path, nil, &p); err != nil {
-			return nil, err
-		}
-		all = append(all, p.Comments...)
-		start += len(p.Comments)
-		if len(p.Comments) == 0 || start >= p.Total {
-			return all, nil
-		}
-	}
+	return allComments[CommentWithProps](ctx, c, idOrKey, "expand=properties&")
 }
 
 // Attachments lists an issue's attachments (the attachment field).

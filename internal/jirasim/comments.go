@@ -68,6 +68,74 @@ func (s *Server) commentFor(c *reqCtx, is *issue) (*comment, error) {
 	return cm, nil
 }
 
+// commentChange is what a request does to an existing comment.
+type commentChange int
+
+const (
+	commentRead commentChange = iota
+	commentEdit
+	commentDelete
+)
+
+// issueComment finds the comment {id} of the issue {key} (404 if the user
+// cannot see either) and, for an edit or delete, checks that the user may
+// make it.
+func (s *Server) issueComment(c *reqCtx, change commentChange) (*issue, *comment, error) {
+	is, err := s.issueFor(c, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	cm, err := s.commentFor(c, is)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.mayChangeComment(c, is, cm, change); err != nil {
+		return nil, nil, err
+	}
+	return is, cm, nil
+}
+
+// mayChangeComment answers 403 unless the user may edit or delete cm of
+// is: Jira lets anyone with the "all comments" permission do it, and the
+// author with the "own comments" one. Reading needs no more than seeing
+// the comment, which commentFor checked.
+func (s *Server) mayChangeComment(c *reqCtx, is *issue, cm *comment, change commentChange) error {
+	var all, own, denied string
+	switch change {
+	case commentEdit:
+		all, own, denied = permEditAllComments, permEditOwnComments, "You do not have the permission to edit this comment."
+	case commentDelete:
+		all, own, denied = permDelAllComments, permDelOwnComments, "You do not have permission to delete this comment."
+	default:
+		return nil
+	}
+	p := s.st.Projects[is.Project]
+	if !s.hasPerm(c.user, p, all, is) && !(cm.Author == c.user.Name && s.hasPerm(c.user, p, own, is)) {
+		return errMsg(403, denied)
+	}
+	return nil
+}
+
+// readCommentInput decodes a comment to create (bodyRequired) or edit
+// (a missing body keeps the old one) and checks its body, visibility and
+// properties the way Jira does, before anything is changed.
+func (s *Server) readCommentInput(c *reqCtx, is *issue, bodyRequired bool) (commentInput, error) {
+	var in commentInput
+	if err := decode(c.r, &in); err != nil {
+		return in, err
+	}
+	if (in.Body == nil && bodyRequired) || (in.Body != nil && strings.TrimSpace(*in.Body) == "") {
+		return in, errField(400, "comment", "Comment body can not be empty!")
+	}
+	if err := s.checkVisibility(c, is, in.Visibility); err != nil {
+		return in, err
+	}
+	if err := validProperties(in.Properties); err != nil {
+		return in, err
+	}
+	return in, nil
+}
+
 func (s *Server) routesComments() {
 	s.route("GET /rest/api/2/issue/{key}/comment", false, func(c *reqCtx) error {
 		is, err := s.issueFor(c, "")
@@ -91,17 +159,8 @@ func (s *Server) routesComments() {
 		if err != nil {
 			return err
 		}
-		var in commentInput
-		if err := decode(c.r, &in); err != nil {
-			return err
-		}
-		if in.Body == nil || strings.TrimSpace(*in.Body) == "" {
-			return errField(400, "comment", "Comment body can not be empty!")
-		}
-		if err := s.checkVisibility(c, is, in.Visibility); err != nil {
-			return err
-		}
-		if err := validProperties(in.Properties); err != nil {
+		in, err := s.readCommentInput(c, is, true)
+		if err != nil {
 			return err
 		}
 		cm := s.addComment(c, is, *in.Body, normVisibility(in.Visibility), in.Properties)
@@ -110,11 +169,7 @@ func (s *Server) routesComments() {
 		return nil
 	})
 	s.route("GET /rest/api/2/issue/{key}/comment/{id}", false, func(c *reqCtx) error {
-		is, err := s.issueFor(c, "")
-		if err != nil {
-			return err
-		}
-		cm, err := s.commentFor(c, is)
+		_, cm, err := s.issueComment(c, commentRead)
 		if err != nil {
 			return err
 		}
@@ -122,31 +177,12 @@ func (s *Server) routesComments() {
 		return nil
 	})
 	s.route("PUT /rest/api/2/issue/{key}/comment/{id}", false, func(c *reqCtx) error {
-		is, err := s.issueFor(c, "")
+		is, cm, err := s.issueComment(c, commentEdit)
 		if err != nil {
 			return err
 		}
-		cm, err := s.commentFor(c, is)
+		in, err := s.readCommentInput(c, is, false)
 		if err != nil {
-			return err
-		}
-		p := s.st.Projects[is.Project]
-		if !s.hasPerm(c.user, p, permEditAllComments, is) && !(cm.Author == c.user.Name && s.hasPerm(c.user, p, permEditOwnComments, is)) {
-			return errMsg(403, "You do not have the permission to edit this comment.")
-		}
-		var in commentInput
-		if err := decode(c.r, &in); err != nil {
-			return err
-		}
-		if in.Body != nil {
-			if strings.TrimSpace(*in.Body) == "" {
-				return errField(400, "comment", "Comment body can not be empty!")
-			}
-		}
-		if err := s.checkVisibility(c, is, in.Visibility); err != nil {
-			return err
-		}
-		if err := validProperties(in.Properties); err != nil {
 			return err
 		}
 		now := s.now()
@@ -167,17 +203,9 @@ func (s *Server) routesComments() {
 		return nil
 	})
 	s.route("DELETE /rest/api/2/issue/{key}/comment/{id}", false, func(c *reqCtx) error {
-		is, err := s.issueFor(c, "")
+		is, cm, err := s.issueComment(c, commentDelete)
 		if err != nil {
 			return err
-		}
-		cm, err := s.commentFor(c, is)
-		if err != nil {
-			return err
-		}
-		p := s.st.Projects[is.Project]
-		if !s.hasPerm(c.user, p, permDelAllComments, is) && !(cm.Author == c.user.Name && s.hasPerm(c.user, p, permDelOwnComments, is)) {
-			return errMsg(403, "You do not have permission to delete this comment.")
 		}
 		delete(s.st.Comments, cm.ID)
 		is.Updated = s.now()
@@ -213,10 +241,8 @@ func (s *Server) routesComments() {
 		if err != nil {
 			return err
 		}
-		is := s.st.Issues[cm.Issue]
-		p := s.st.Projects[is.Project]
-		if !s.hasPerm(c.user, p, permEditAllComments, is) && !(cm.Author == c.user.Name && s.hasPerm(c.user, p, permEditOwnComments, is)) {
-			return errMsg(403, "You do not have the permission to edit this comment.")
+		if err := s.mayChangeComment(c, s.st.Issues[cm.Issue], cm, commentEdit); err != nil {
+			return err
 		}
 		v, err := readPropertyValue(c.r)
 		if err != nil {
@@ -232,10 +258,8 @@ func (s *Server) routesComments() {
 		if err != nil {
 			return err
 		}
-		is := s.st.Issues[cm.Issue]
-		p := s.st.Projects[is.Project]
-		if !s.hasPerm(c.user, p, permEditAllComments, is) && !(cm.Author == c.user.Name && s.hasPerm(c.user, p, permEditOwnComments, is)) {
-			return errMsg(403, "You do not have the permission to edit this comment.")
+		if err := s.mayChangeComment(c, s.st.Issues[cm.Issue], cm, commentEdit); err != nil {
+			return err
 		}
 		k := c.r.PathValue("prop")
 		if _, ok := cm.Props[k]; !ok {

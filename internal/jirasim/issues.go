@@ -471,11 +471,7 @@ func (s *Server) editIssue(c *reqCtx) error {
 			ae.fields[k] = notOnScreen(k)
 			continue
 		}
-		it, err := s.setField(c, work, k, "set", in.Fields[k])
-		if err != nil {
-			ae.fields[k] = err.Error()
-		}
-		items = append(items, it...)
+		items = append(items, s.changeField(c, work, k, "set", in.Fields[k], ae)...)
 	}
 	for _, k := range sortedKeys(in.Update) {
 		if _, dup := in.Fields[k]; dup {
@@ -486,24 +482,9 @@ func (s *Server) editIssue(c *reqCtx) error {
 			ae.fields[k] = notOnScreen(k)
 			continue
 		}
-		for _, op := range in.Update[k] {
-			for _, opName := range sortedKeys(op) {
-				if k == "comment" {
-					body, err := commentFromOp(opName, op[opName])
-					if err != nil {
-						ae.fields[k] = err.Error()
-					} else {
-						newComments = append(newComments, body)
-					}
-					continue
-				}
-				it, err := s.setField(c, work, k, opName, op[opName])
-				if err != nil {
-					ae.fields[k] = err.Error()
-				}
-				items = append(items, it...)
-			}
-		}
+		it, added := s.updateField(c, work, k, in.Update[k], ae)
+		items = append(items, it...)
+		newComments = append(newComments, added...)
 	}
 	if len(ae.fields) > 0 {
 		return ae
@@ -555,6 +536,38 @@ func eqPtr(a, b *string) bool {
 		return a == nil && b == nil
 	}
 	return *a == *b
+}
+
+// changeField runs one operation on field k of work, the copy an edit or a
+// transition changes; a refusal is noted in ae against k, so that every
+// refused field is reported at once and nothing is kept.
+func (s *Server) changeField(c *reqCtx, work *issue, k, op string, raw json.RawMessage, ae *apiError) []historyItem {
+	items, err := s.setField(c, work, k, op, raw)
+	if err != nil {
+		ae.fields[k] = err.Error()
+	}
+	return items
+}
+
+// updateField runs the "update" operations on field k of work. Comments
+// added through update.comment are returned rather than added: the caller
+// adds them once the whole request is accepted.
+func (s *Server) updateField(c *reqCtx, work *issue, k string, ops []map[string]json.RawMessage, ae *apiError) (items []historyItem, comments []string) {
+	for _, op := range ops {
+		for _, opName := range sortedKeys(op) {
+			if k != "comment" {
+				items = append(items, s.changeField(c, work, k, opName, op[opName], ae)...)
+				continue
+			}
+			body, err := commentFromOp(opName, op[opName])
+			if err != nil {
+				ae.fields[k] = err.Error()
+				continue
+			}
+			comments = append(comments, body)
+		}
+	}
+	return items, comments
 }
 
 func commentFromOp(op string, raw json.RawMessage) (string, error) {
@@ -689,31 +702,12 @@ func (s *Server) doTransition(c *reqCtx) error {
 			ae.fields[k] = notOnScreen(k)
 			continue
 		}
-		it, err := s.setField(c, work, k, "set", in.Fields[k])
-		if err != nil {
-			ae.fields[k] = err.Error()
-		}
-		items = append(items, it...)
+		items = append(items, s.changeField(c, work, k, "set", in.Fields[k], ae)...)
 	}
 	for _, k := range sortedKeys(in.Update) {
-		for _, op := range in.Update[k] {
-			for _, opName := range sortedKeys(op) {
-				if k == "comment" {
-					body, err := commentFromOp(opName, op[opName])
-					if err != nil {
-						ae.fields[k] = err.Error()
-					} else {
-						newComments = append(newComments, body)
-					}
-					continue
-				}
-				it, err := s.setField(c, work, k, opName, op[opName])
-				if err != nil {
-					ae.fields[k] = err.Error()
-				}
-				items = append(items, it...)
-			}
-		}
+		it, added := s.updateField(c, work, k, in.Update[k], ae)
+		items = append(items, it...)
+		newComments = append(newComments, added...)
 	}
 	if len(ae.fields) > 0 {
 		return ae

@@ -176,14 +176,9 @@ func (s *Server) routesRelations() {
 				return errMsg(400, "Unexpected token; the body must be a JSON string with the username.")
 			}
 		}
-		u := s.lookupUser(name)
-		if u == nil {
-			return errMsg(404, "The user \""+name+"\" does not exist")
-		}
-		if u.Name != c.user.Name {
-			if err := s.need(c, is, permManageWatchers); err != nil {
-				return err
-			}
+		u, err := s.watcherFor(c, is, name)
+		if err != nil {
+			return err
 		}
 		if !s.hasPerm(u, s.st.Projects[is.Project], permBrowse, is) {
 			return errMsg(401, "The user \""+u.Name+"\" does not have permission to view this issue. This user will not be added to the watch list.")
@@ -204,14 +199,9 @@ func (s *Server) routesRelations() {
 		if name == "" {
 			return errMsg(400, "The username query parameter was not provided")
 		}
-		u := s.lookupUser(name)
-		if u == nil {
-			return errMsg(404, "The user \""+name+"\" does not exist")
-		}
-		if u.Name != c.user.Name {
-			if err := s.need(c, is, permManageWatchers); err != nil {
-				return err
-			}
+		u, err := s.watcherFor(c, is, name)
+		if err != nil {
+			return err
 		}
 		is.Watchers = slices.DeleteFunc(is.Watchers, func(w string) bool { return w == u.Name })
 		c.dirty = true
@@ -489,4 +479,20 @@ func (s *Server) remoteLinkJSON(c *reqCtx, is *issue, rl *remoteLink) map[string
 		m["relationship"] = rl.Relationship
 	}
 	return m
+}
+
+// watcherFor is the user name a request adds to or removes from the
+// watchers of is: someone who exists, and either the requester or someone
+// the requester may manage watchers for.
+func (s *Server) watcherFor(c *reqCtx, is *issue, name string) (*user, error) {
+	u := s.lookupUser(name)
+	if u == nil {
+		return nil, errMsg(404, "The user \""+name+"\" does not exist")
+	}
+	if u.Name != c.user.Name {
+		if err := s.need(c, is, permManageWatchers); err != nil {
+			return nil, err
+		}
+	}
+	return u, nil
 }

@@ -331,3 +331,63 @@ func TestRemoteLinks(t *testing.T) {
 		t.Errorf("after delete: %+v", links)
 	}
 }
+
+// TestCommentChangeRights: the author may edit and delete a comment with
+// the "own comments" permissions, someone else only with the "all
+// comments" ones (the Administrators role, which jirasim's admin has by
+// being a Jira administrator); comment properties follow the edit rights.
+func TestCommentChangeRights(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, method, path, user string
+		body                     any
+		want                     int
+	}{
+		{"author edits", "PUT", "", "alice", map[string]any{"body": "edited"}, 200},
+		{"other user edits", "PUT", "", "bob", map[string]any{"body": "hijack"}, 403},
+		{"admin edits", "PUT", "", "admin", map[string]any{"body": "moderated"}, 200},
+		{"author edits to empty", "PUT", "", "alice", map[string]any{"body": "  "}, 400},
+		{"author edits visibility only", "PUT", "", "alice", map[string]any{"visibility": map[string]string{"type": "role", "value": "Developers"}}, 200},
+		{"other user sets a property", "PUT", "/properties/p", "bob", `"v"`, 403},
+		{"author sets a property", "PUT", "/properties/p", "alice", `"v"`, 201},
+		{"other user deletes", "DELETE", "", "bob", nil, 403},
+		{"author deletes", "DELETE", "", "alice", nil, 204},
+		{"admin deletes", "DELETE", "", "admin", nil, 204},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, jirasim.Options{})
+			e.createIssue(e.admin, "c")
+			status, _, b := e.do("POST", "/rest/api/2/issue/TEST-1/comment", "alice", map[string]any{"body": "first"})
+			if status != 201 {
+				t.Fatalf("add comment: %d %s", status, b)
+			}
+			id := mustJSON(t, b)["id"].(string)
+			path := "/rest/api/2/issue/TEST-1/comment/" + id
+			if tc.path != "" {
+				path = "/rest/api/2/comment/" + id + tc.path
+			}
+			status, _, b = e.do(tc.method, path, tc.user, tc.body)
+			if status != tc.want {
+				t.Fatalf("%s %s as %s = %d %s, want %d", tc.method, path, tc.user, status, b, tc.want)
+			}
+			// alice, the author, sees the comment whatever its visibility.
+			status, _, b = e.do("GET", "/rest/api/2/issue/TEST-1/comment/"+id, "alice", nil)
+			switch {
+			case tc.method == "DELETE" && tc.want == 204:
+				wantJiraError(t, status, 404, b, "", "")
+			case status != 200:
+				t.Fatalf("get comment after: %d %s", status, b)
+			default:
+				wantBody := "first"
+				if m, ok := tc.body.(map[string]any); ok && tc.want == 200 && m["body"] != nil {
+					wantBody = m["body"].(string)
+				}
+				if got := mustJSON(t, b)["body"]; got != wantBody {
+					t.Errorf("body after = %q, want %q", got, wantBody)
+				}
+			}
+		})
+	}
+}

@@ -26,17 +26,9 @@ func (t *Tx) ConflictAdd(c Conflict) (int64, error) {
 	if c.Winner != "local" && c.Winner != "peer" {
 		return 0, fmt.Errorf("%s: winner must be local or peer, not %q", what, c.Winner)
 	}
-	r, err := t.exec(what, `INSERT INTO conflicts (sync_id, issue, field, local_value, local_at,
+	return t.insert(what, `INSERT INTO conflicts (sync_id, issue, field, local_value, local_at,
 		peer_value, peer_at, winner, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.SyncID, c.Issue, c.Field, c.LocalValue, ms(c.LocalAt), c.PeerValue, ms(c.PeerAt), c.Winner, t.nowMS())
-	if err != nil {
-		return 0, err
-	}
-	id, err := r.LastInsertId()
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", what, err)
-	}
-	return id, nil
 }
 
 // ConflictList returns the newest limit conflicts of a sync, newest first.

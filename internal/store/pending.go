@@ -28,17 +28,9 @@ func (t *Tx) PendingAdd(syncID, issue string, change []byte) (int64, error) {
 	if change == nil {
 		change = []byte{}
 	}
-	r, err := t.exec("queue pending change of sync "+syncID,
+	return t.insert("queue pending change of sync "+syncID,
 		`INSERT INTO pending_changes (sync_id, issue, change, created_at) VALUES (?, ?, ?, ?)`,
 		syncID, issue, change, t.nowMS())
-	if err != nil {
-		return 0, err
-	}
-	id, err := r.LastInsertId()
-	if err != nil {
-		return 0, fmt.Errorf("queue pending change of sync %s: %w", syncID, err)
-	}
-	return id, nil
 }
 
 // PendingList returns up to limit pending changes, oldest first.

@@ -20,16 +20,8 @@ type Quarantined struct {
 // QuarantineAdd records a quarantined message and returns its id.
 func (t *Tx) QuarantineAdd(q Quarantined) (int64, error) {
 	what := "record quarantined message " + q.TransportRef
-	r, err := t.exec(what, `INSERT INTO quarantine (sync_id, transport_ref, reason, raw, path, at)
+	return t.insert(what, `INSERT INTO quarantine (sync_id, transport_ref, reason, raw, path, at)
 		VALUES (?, ?, ?, ?, ?, ?)`, q.SyncID, q.TransportRef, q.Reason, q.Raw, q.Path, t.nowMS())
-	if err != nil {
-		return 0, err
-	}
-	id, err := r.LastInsertId()
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", what, err)
-	}
-	return id, nil
 }
 
 const quarantineCols = `id, sync_id, transport_ref, reason, raw, path, at`

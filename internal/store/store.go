@@ -19,8 +19,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 // FileName is the database file's name inside the data directory.
@@ -62,6 +60,9 @@ type Options struct {
 
 	// migrations replaces the embedded ones in tests.
 	migrations []migration
+	// noStmtCache turns the per-connection statement cache off, for the
+	// benchmark that shows what it saves.
+	noStmtCache bool
 }
 
 func (o *Options) withDefaults() Options {
@@ -131,10 +132,11 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	}
 	wq.Add("_pragma", "foreign_keys(1)")
 	wq.Set("_txlock", "immediate")
-	write, err := sql.Open("sqlite", path+"?"+wq.Encode())
+	wc, err := newConnector(path+"?"+wq.Encode(), !o.noStmtCache)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	write := sql.OpenDB(wc)
 	write.SetMaxOpenConns(1)
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)
@@ -150,11 +152,12 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	rq.Add("_pragma", "busy_timeout("+busy+")")
 	rq.Add("_pragma", "foreign_keys(1)")
 	rq.Add("_pragma", "query_only(1)")
-	read, err := sql.Open("sqlite", path+"?"+rq.Encode())
+	rc, err := newConnector(path+"?"+rq.Encode(), !o.noStmtCache)
 	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("open store %s for reading: %w", path, err)
 	}
+	read := sql.OpenDB(rc)
 	read.SetMaxOpenConns(o.ReadConns)
 	read.SetMaxIdleConns(o.ReadConns)
 	s.read = read
@@ -214,7 +217,8 @@ func tightenSidecars(path string) error {
 // Path is the database file's path.
 func (s *Store) Path() string { return s.path }
 
-// Close closes both pools.
+// Close closes both pools, and with their connections the statements each
+// connection compiled (see stmtcache.go).
 func (s *Store) Close() error {
 	var errs []error
 	if s.read != nil {
@@ -311,6 +315,19 @@ func (t *Tx) exec(what, query string, args ...any) (sql.Result, error) {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return r, nil
+}
+
+// insert runs an INSERT and returns the new row's id.
+func (t *Tx) insert(what, query string, args ...any) (int64, error) {
+	r, err := t.exec(what, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	id, err := r.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	return id, nil
 }
 
 // collect runs a query and scans each row with scan.

@@ -26,7 +26,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -38,9 +37,9 @@ import (
 
 // TLS modes.
 const (
-	TLSImplicit = "tls"      // TLS from the first byte (port 993 style)
-	TLSStartTLS = "starttls" // plain connect, STARTTLS required
-	TLSPlain    = "plain"    // no TLS; only to a loopback address
+	TLSImplicit = transport.TLSImplicit // TLS from the first byte (port 993 style)
+	TLSStartTLS = transport.TLSStartTLS // plain connect, STARTTLS required
+	TLSPlain    = transport.TLSPlain    // no TLS; only to a loopback address
 )
 
 // What happens to a stored mail.
@@ -191,17 +190,9 @@ func New(opts Options) (*Receiver, error) {
 	if opts.Username == "" {
 		errs = append(errs, errors.New("imap user name is empty"))
 	}
-	if opts.TLSMode == "" {
-		opts.TLSMode = TLSImplicit
-	}
-	switch opts.TLSMode {
-	case TLSImplicit, TLSStartTLS:
-	case TLSPlain:
-		if !transport.IsLoopbackHost(opts.Host) {
-			errs = append(errs, fmt.Errorf("imap tls mode %q is only allowed to a loopback address, not %q: use %q or %q", TLSPlain, opts.Host, TLSImplicit, TLSStartTLS))
-		}
-	default:
-		errs = append(errs, fmt.Errorf("imap tls mode %q is unknown: use %q, %q or %q (loopback only)", opts.TLSMode, TLSImplicit, TLSStartTLS, TLSPlain))
+	var err error
+	if opts.TLSMode, err = transport.CheckTLSMode("imap", opts.TLSMode, opts.Host, TLSImplicit); err != nil {
+		errs = append(errs, err)
 	}
 	if opts.Port == 0 {
 		opts.Port = 143
@@ -766,29 +757,13 @@ func classify(err error) error {
 			return errclass.New(errclass.Temporary, "imap_refused", err)
 		}
 	}
-	if isTLSError(err) {
+	if transport.IsTLSError(err) {
 		return errclass.New(errclass.Permanent, "imap_tls", fmt.Errorf("%w; the imap server's certificate is not trusted or TLS failed: set %s to the PEM file of the CA that signed it, and check the TLS mode matches the port", err, CAFileVar))
 	}
-	var ne net.Error
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) {
+	if transport.IsConnectionLost(err) {
 		return errclass.New(errclass.Temporary, "imap_dial", err)
 	}
 	// A dropped session shows up as many different errors from imapclient;
 	// reconnecting is the right answer to all of them.
 	return errclass.New(errclass.Temporary, "imap_session", err)
-}
-
-func isTLSError(err error) bool {
-	var (
-		unknownAuthority x509.UnknownAuthorityError
-		hostname         x509.HostnameError
-		invalid          x509.CertificateInvalidError
-		verification     *tls.CertificateVerificationError
-		record           tls.RecordHeaderError
-		alert            tls.AlertError
-	)
-	return errors.As(err, &unknownAuthority) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
-		errors.As(err, &verification) || errors.As(err, &record) || errors.As(err, &alert)
 }

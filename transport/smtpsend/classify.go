@@ -2,18 +2,14 @@ package smtpsend
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strings"
-	"syscall"
 
 	gomail "github.com/wneessen/go-mail"
 
 	"github.com/jirabridge/jirabridge/internal/errclass"
+	"github.com/jirabridge/jirabridge/transport"
 )
 
 // Reasons Classify gives.
@@ -70,7 +66,7 @@ func Classify(err error) error {
 			return errclass.New(errclass.Temporary, ReasonDial, err)
 		}
 	}
-	if isTLSError(err) {
+	if transport.IsTLSError(err) {
 		return errclass.New(errclass.Permanent, ReasonTLS, fmt.Errorf("%w; the smtp server's certificate is not trusted or TLS failed: set %s to the PEM file of the CA that signed it, and check the TLS mode matches the port", err, CAFileVar))
 	}
 	for _, authErr := range []error{
@@ -90,28 +86,8 @@ func Classify(err error) error {
 	if errors.Is(err, context.Canceled) {
 		return errclass.New(errclass.Temporary, ReasonCanceled, err)
 	}
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, gomail.ErrNoActiveConnection) || errors.As(err, &ne) {
-		return errclass.New(errclass.Temporary, ReasonDial, err)
-	}
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
+	if transport.IsConnectionLost(err) || errors.Is(err, gomail.ErrNoActiveConnection) {
 		return errclass.New(errclass.Temporary, ReasonDial, err)
 	}
 	return errclass.New(errclass.Permanent, ReasonOther, err)
-}
-
-func isTLSError(err error) bool {
-	var (
-		unknownAuthority x509.UnknownAuthorityError
-		hostname         x509.HostnameError
-		invalid          x509.CertificateInvalidError
-		verification     *tls.CertificateVerificationError
-		record           tls.RecordHeaderError
-		alert            tls.AlertError
-	)
-	return errors.As(err, &unknownAuthority) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
-		errors.As(err, &verification) || errors.As(err, &record) || errors.As(err, &alert)
 }

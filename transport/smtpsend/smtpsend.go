@@ -30,9 +30,9 @@ import (
 
 // TLS modes.
 const (
-	TLSImplicit = "tls"      // TLS from the first byte (port 465 style)
-	TLSStartTLS = "starttls" // plain connect, STARTTLS required (port 587 style)
-	TLSPlain    = "plain"    // no TLS; only to a loopback address
+	TLSImplicit = transport.TLSImplicit // TLS from the first byte (port 465 style)
+	TLSStartTLS = transport.TLSStartTLS // plain connect, STARTTLS required (port 587 style)
+	TLSPlain    = transport.TLSPlain    // no TLS; only to a loopback address
 )
 
 // Authentication mechanisms.
@@ -104,17 +104,9 @@ func New(opts Options) (*Sender, error) {
 	if opts.Host == "" {
 		errs = append(errs, errors.New("smtp host is empty"))
 	}
-	if opts.TLSMode == "" {
-		opts.TLSMode = TLSStartTLS
-	}
-	switch opts.TLSMode {
-	case TLSImplicit, TLSStartTLS:
-	case TLSPlain:
-		if !transport.IsLoopbackHost(opts.Host) {
-			errs = append(errs, fmt.Errorf("smtp tls mode %q is only allowed to a loopback address, not %q: use %q or %q", TLSPlain, opts.Host, TLSStartTLS, TLSImplicit))
-		}
-	default:
-		errs = append(errs, fmt.Errorf("smtp tls mode %q is unknown: use %q, %q or %q (loopback only)", opts.TLSMode, TLSImplicit, TLSStartTLS, TLSPlain))
+	var err error
+	if opts.TLSMode, err = transport.CheckTLSMode("smtp", opts.TLSMode, opts.Host, TLSStartTLS); err != nil {
+		errs = append(errs, err)
 	}
 	if opts.Port == 0 {
 		opts.Port = map[string]int{TLSImplicit: 465, TLSStartTLS: 587, TLSPlain: 25}[opts.TLSMode]

@@ -1,6 +1,7 @@
 package jql
 
 import (
+	"cmp"
 	"regexp"
 	"strconv"
 	"strings"
@@ -67,20 +68,10 @@ func sameDay(a, b time.Time, loc *time.Location) int {
 	by, bm, bd := b.Date()
 	switch {
 	case ay != by:
-		return cmpInt(ay, by)
+		return cmp.Compare(ay, by)
 	case am != bm:
-		return cmpInt(int(am), int(bm))
+		return cmp.Compare(int(am), int(bm))
 	default:
-		return cmpInt(ad, bd)
+		return cmp.Compare(ad, bd)
 	}
-}
-
-func cmpInt(a, b int) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

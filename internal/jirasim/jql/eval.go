@@ -1,6 +1,7 @@
 package jql
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -167,7 +168,7 @@ func (c clauseNode) cmp(v Value, t term) (int, bool) {
 		if !ok1 || !ok2 || !strings.EqualFold(vp, tp) {
 			return 0, false
 		}
-		return cmpInt64(vn, tn), true
+		return cmp.Compare(vn, tn), true
 	case kNumber:
 		return cmpFloat(v.Num, t.n), true
 	case kDateTime:
@@ -195,17 +196,9 @@ func splitKey(k string) (string, int64, bool) {
 	return k[:i], n, true
 }
 
+// cmpFloat orders like cmp.Compare except that NaN compares equal to every
+// number instead of below it, as the evaluator always has.
 func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpInt64(a, b int64) int {
 	switch {
 	case a < b:
 		return -1

@@ -1,6 +1,9 @@
 package jql
 
-import "strings"
+import (
+	"cmp"
+	"strings"
+)
 
 type sortKey struct {
 	f    field
@@ -66,7 +69,7 @@ func compareField(f field, a, b Doc) int {
 		return -1
 	}
 	if va.Kind != vb.Kind {
-		return cmpInt(int(va.Kind), int(vb.Kind))
+		return cmp.Compare(int(va.Kind), int(vb.Kind))
 	}
 	switch va.Kind {
 	case KindIssue:
@@ -76,7 +79,7 @@ func compareField(f field, a, b Doc) int {
 			if r := strings.Compare(strings.ToUpper(pa), strings.ToUpper(pb)); r != 0 {
 				return r
 			}
-			return cmpInt64(na, nb)
+			return cmp.Compare(na, nb)
 		}
 		return cmpFloat(va.Num, vb.Num)
 	case KindNumber:
