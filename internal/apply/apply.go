@@ -105,6 +105,9 @@ type Options struct {
 	Now      func() time.Time
 	Hooks    Hooks
 	Logger   *slog.Logger
+	// OnConflict, when set, is told of each conflict once it is recorded
+	// (committed with its change): the engine counts conflicts_total.
+	OnConflict func(store.Conflict)
 }
 
 // Applier applies inbound changes to the local Jira. It is safe for
@@ -170,12 +173,34 @@ type Origin struct {
 // shows, in Jira's own terms.
 type SyncState struct {
 	Sync          string    `json:"sync"`
-	State         string    `json:"state"` // "synced"
+	State         string    `json:"state"` // StateSynced, StateParked or StateUnpaired
 	PeerIssueID   string    `json:"peer_issue_id"`
 	PeerIssueKey  string    `json:"peer_issue_key,omitempty"`
 	LastChangeID  string    `json:"last_change_id,omitempty"`
 	LastAppliedAt time.Time `json:"last_applied_at"`
+	// While parked: the reason (error class), the `jirabridge messages`
+	// id, since when, and whether the parked change came from the peer
+	// ("incoming") or was to be sent ("outgoing").
+	Reason      string    `json:"reason,omitempty"`
+	MessageID   int64     `json:"message_id,omitempty"`
+	ParkedSince time.Time `json:"parked_since,omitzero"`
+	Direction   string    `json:"direction,omitempty"`
+	// Note says in words what the state means for a person reading the
+	// property.
+	Note string `json:"note,omitempty"`
 }
+
+// States of the SyncProperty.
+const (
+	StateSynced = "synced"
+	// StateParked: a change of the issue could not be applied (or sent)
+	// and waits for an operator; later changes of the issue wait behind
+	// it, so the issue is not syncing.
+	StateParked = "parked"
+	// StateUnpaired: the partner issue was deleted; this issue is no
+	// longer synced.
+	StateUnpaired = "unpaired"
+)
 
 // Apply writes one inbound change to the local Jira unless the ledger says
 // it was applied already. Errors are errclass errors: Permanent parks the
@@ -441,6 +466,7 @@ func (a *Applier) create(ctx context.Context, c wire.Change) error {
 	})); err != nil {
 		return err
 	}
+	a.conflicted(conflicts)
 	a.waitingLinks(ctx)
 	return nil
 }
@@ -555,7 +581,7 @@ func (a *Applier) showPair(ctx context.Context, c wire.Change, localKey, peerID,
 }
 
 func (a *Applier) setSyncProperty(ctx context.Context, c wire.Change, localKey, peerID, peerKey string) error {
-	st := SyncState{Sync: a.o.SyncID, State: "synced", PeerIssueID: peerID, PeerIssueKey: peerKey,
+	st := SyncState{Sync: a.o.SyncID, State: StateSynced, PeerIssueID: peerID, PeerIssueKey: peerKey,
 		LastChangeID: c.ID, LastAppliedAt: a.o.Now().UTC().Truncate(time.Millisecond)}
 	if err := a.o.Jira.SetIssueProperty(ctx, localKey, SyncProperty, st); err != nil {
 		return fmt.Errorf("set sync state of %s: %w", localKey, err)
@@ -692,7 +718,7 @@ func (a *Applier) update(ctx context.Context, c wire.Change, p store.IssuePair) 
 	if err := a.setSyncProperty(ctx, c, is.Key, p.PeerID, p.PeerKey); err != nil {
 		return err
 	}
-	return storeErr("commit update", a.o.Store.Update(ctx, func(tx *store.Tx) error {
+	err = storeErr("commit update", a.o.Store.Update(ctx, func(tx *store.Tx) error {
 		for _, cf := range conflicts {
 			cf.At = tx.Now()
 			if _, err := tx.ConflictAdd(cf); err != nil {
@@ -711,6 +737,20 @@ func (a *Applier) update(ctx context.Context, c wire.Change, p store.IssuePair) 
 		_, err := tx.LedgerRecord(store.Applied{ChangeID: c.ID, SyncID: a.o.SyncID, Issue: p.LocalID, AppliedAt: tx.Now()})
 		return err
 	}))
+	if err == nil {
+		a.conflicted(conflicts)
+	}
+	return err
+}
+
+// conflicted tells OnConflict of conflicts just committed.
+func (a *Applier) conflicted(cs []store.Conflict) {
+	if a.o.OnConflict == nil {
+		return
+	}
+	for _, cf := range cs {
+		a.o.OnConflict(cf)
+	}
 }
 
 // fullChangelog completes an issue's changelog when expand=changelog
@@ -834,4 +874,40 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// ShowParked sets the SyncProperty of the local issue of pair p to
+// "parked" with failure f, so a person in Jira sees that the issue is not
+// syncing and which `jirabridge messages` id holds it. What the property
+// said about the last applied change is kept.
+func (a *Applier) ShowParked(ctx context.Context, p store.IssuePair, f store.Failure, direction string) error {
+	st := a.currentSyncState(ctx, p)
+	st.State, st.Reason, st.MessageID, st.ParkedSince, st.Direction = StateParked, f.ErrorClass, f.ID, f.FirstSeenAt.UTC(), direction
+	st.Note = fmt.Sprintf("Not syncing: a change of this issue is parked (jirabridge messages show %d); later changes wait behind it.", f.ID)
+	if err := a.o.Jira.SetIssueProperty(ctx, p.LocalID, SyncProperty, st); err != nil {
+		return fmt.Errorf("show %s as parked: %w", p.LocalKey, err)
+	}
+	return nil
+}
+
+// ShowSynced sets the SyncProperty of the local issue of pair p back to
+// "synced" after its parked change was retried or skipped.
+func (a *Applier) ShowSynced(ctx context.Context, p store.IssuePair) error {
+	st := a.currentSyncState(ctx, p)
+	st.State, st.Reason, st.MessageID, st.ParkedSince, st.Direction, st.Note = StateSynced, "", 0, time.Time{}, "", ""
+	if err := a.o.Jira.SetIssueProperty(ctx, p.LocalID, SyncProperty, st); err != nil {
+		return fmt.Errorf("show %s as synced: %w", p.LocalKey, err)
+	}
+	return nil
+}
+
+// currentSyncState reads the SyncProperty of p's local issue; a missing or
+// unreadable one gives a fresh state of the pair.
+func (a *Applier) currentSyncState(ctx context.Context, p store.IssuePair) SyncState {
+	var st SyncState
+	if ok, err := a.o.Jira.IssueProperty(ctx, p.LocalID, SyncProperty, &st); err != nil || !ok {
+		st = SyncState{}
+	}
+	st.Sync, st.PeerIssueID, st.PeerIssueKey = a.o.SyncID, p.PeerID, p.PeerKey
+	return st
 }

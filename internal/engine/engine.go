@@ -22,6 +22,7 @@ import (
 	"github.com/jirabridge/jirabridge/internal/errclass"
 	"github.com/jirabridge/jirabridge/internal/jira"
 	"github.com/jirabridge/jirabridge/internal/mapping"
+	"github.com/jirabridge/jirabridge/internal/metrics"
 	"github.com/jirabridge/jirabridge/internal/perms"
 	"github.com/jirabridge/jirabridge/internal/replay"
 	"github.com/jirabridge/jirabridge/internal/store"
@@ -80,6 +81,11 @@ type Config struct {
 	// applied (its incoming changes park with the message) until the
 	// bridge restarts. The daemon sets it.
 	CheckPermissions bool
+	// Metrics, when set, counts what only the engine sees: conflicts
+	// (conflicts_total) and changes left out by a filter or a user policy
+	// (changes_skipped_total by reason). Applied, parked and retried
+	// changes are counted by WrapApplier (ops.MeterApplier).
+	Metrics *metrics.Metrics
 }
 
 // poller is detection as the node uses it; *detect.Detector is one.
@@ -98,6 +104,7 @@ type Node struct {
 
 	permsChecked bool     // CheckPermissions passed (features may be refused)
 	refused      []string // features refused for missing permissions
+	skips        skipCounts
 }
 
 // NewNode builds the detector, the applier and the replayer of one side.
@@ -129,7 +136,8 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	app, err := apply.New(apply.Options{Jira: cfg.Jira, Store: cfg.Store, SyncID: cfg.SyncID, Role: cfg.Role,
 		ProjectKey: cfg.ProjectKey, Mapping: cfg.Mapping, SyncUser: cfg.SyncUser, PeerURL: cfg.PeerURL,
-		Location: cfg.Location, Now: cfg.Now, Hooks: cfg.Hooks, Logger: cfg.Logger})
+		Location: cfg.Location, Now: cfg.Now, Hooks: cfg.Hooks, Logger: cfg.Logger,
+		OnConflict: func(store.Conflict) { cfg.Metrics.Counter(metrics.Conflicts, 1) }})
 	if err != nil {
 		return nil, fmt.Errorf("build applier: %w", err)
 	}
@@ -194,6 +202,9 @@ func (n *Node) Step(ctx context.Context) (StepResult, error) {
 			return res, err
 		}
 	}
+	if err := n.skipBaseline(ctx); err != nil {
+		return res, err
+	}
 	// Detection and replay are independent: a detection failure (Jira
 	// down for searches, a bad sync JQL) must not hold the peer's changes
 	// back, except a pause, which stops every call.
@@ -219,6 +230,18 @@ func (n *Node) Step(ctx context.Context) (StepResult, error) {
 	res.Applied, res.Parked, res.Retries, res.Waiting, res.Paused = r.Applied, r.Parked, r.Retries, r.Waiting, r.Paused
 	if err != nil {
 		errs = append(errs, fmt.Errorf("replay: %w", err))
+	}
+	if err := n.countSkips(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if !res.Paused {
+		if err := n.showParked(ctx); err != nil {
+			if errclass.Of(err) == errclass.Pause {
+				res.Paused = true
+				return res, errors.Join(append(errs, n.replayer.Pause(ctx, replay.PauseReason))...)
+			}
+			errs = append(errs, fmt.Errorf("show parked issues in Jira: %w", err))
+		}
 	}
 	return res, errors.Join(errs...)
 }
