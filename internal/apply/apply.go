@@ -72,6 +72,8 @@ const (
 	StepEdit       Step = "edit"
 	StepRemoteLink Step = "remotelink"
 	StepProperty   Step = "property"
+	StepDelete     Step = "delete"
+	StepNotice     Step = "notice"
 )
 
 // Hooks let tests stop an Apply between a Jira write and the ledger commit.
@@ -108,6 +110,13 @@ type Options struct {
 	// OnConflict, when set, is told of each conflict once it is recorded
 	// (committed with its change): the engine counts conflicts_total.
 	OnConflict func(store.Conflict)
+	// OnSkip, when set, is told of each change recorded as done without
+	// a write, by reason (ReasonPairDissolved): changes_skipped_total.
+	OnSkip func(reason string)
+	// PropagateDeletes deletes the local issue when the peer deleted its
+	// partner (the sync definition's deletes: propagate); otherwise the
+	// local issue stays, unpaired, with a comment saying why.
+	PropagateDeletes bool
 }
 
 // Applier applies inbound changes to the local Jira. It is safe for
@@ -209,9 +218,12 @@ func (a *Applier) Apply(ctx context.Context, c wire.Change) error {
 	if c.ID == "" || c.IssueID == "" {
 		return errclass.New(errclass.Permanent, "bad_change", errors.New("change without id or issue id"))
 	}
-	done, err := a.applied(ctx, c.ID)
+	done, dissolved, err := a.appliedOrDissolved(ctx, c)
 	if err != nil || done {
 		return err
+	}
+	if dissolved {
+		return a.skipDissolved(ctx, c)
 	}
 	switch c.Kind {
 	case wire.IssueCreate:
@@ -228,6 +240,8 @@ func (a *Applier) Apply(ctx context.Context, c wire.Change) error {
 		return a.update(ctx, c, p)
 	case wire.IssuePair:
 		return a.pair(ctx, c)
+	case wire.IssueDelete:
+		return a.deleted(ctx, c)
 	default:
 		if IsContent(c.Kind) {
 			return a.ApplyContent(ctx, c)
@@ -263,16 +277,30 @@ func unmappable(c wire.Change, err error) error {
 }
 
 func (a *Applier) applied(ctx context.Context, changeID string) (bool, error) {
-	var done bool
-	err := a.o.Store.View(ctx, func(tx *store.Tx) error {
-		_, err := tx.LedgerGet(changeID)
-		if errors.Is(err, store.ErrNotFound) {
+	done, _, err := a.appliedOrDissolved(ctx, wire.Change{ID: changeID})
+	return done, err
+}
+
+// appliedOrDissolved says whether change c is in the ledger already and
+// whether its peer issue's pair was dissolved (one of the two issues was
+// deleted).
+func (a *Applier) appliedOrDissolved(ctx context.Context, c wire.Change) (done, dissolved bool, err error) {
+	err = a.o.Store.View(ctx, func(tx *store.Tx) error {
+		_, err := tx.LedgerGet(c.ID)
+		if err == nil {
+			done = true
 			return nil
 		}
-		done = err == nil
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if c.IssueID == "" {
+			return nil
+		}
+		_, dissolved, err = tx.CursorGet(DissolvedCursor(a.o.SyncID, c.IssueID))
 		return err
 	})
-	return done, storeErr("read ledger", err)
+	return done, dissolved, storeErr("read ledger", err)
 }
 
 func (a *Applier) pairByPeer(ctx context.Context, peerID string) (store.IssuePair, bool, error) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jirabridge/jirabridge/internal/apply"
+	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/detect"
 	"github.com/jirabridge/jirabridge/internal/errclass"
 	"github.com/jirabridge/jirabridge/internal/jira"
@@ -56,6 +57,11 @@ type Config struct {
 	// WatcherSweepEvery: every this many polls the watchers of all sync
 	// issues are read (watching leaves updated alone); default 12.
 	WatcherSweepEvery int
+	// DeleteSweepEvery: every this many steps (the first one included)
+	// the paired issues are looked for in Jira, to notice the ones people
+	// deleted (a deleted issue leaves no trace a poll could find); default
+	// 60, five minutes at the default poll interval.
+	DeleteSweepEvery int
 	// Location is the sync user's time zone for JQL dates; nil: detection
 	// asks Jira, the applier assumes UTC.
 	Location *time.Location
@@ -105,6 +111,7 @@ type Node struct {
 	permsChecked bool     // CheckPermissions passed (features may be refused)
 	refused      []string // features refused for missing permissions
 	skips        skipCounts
+	steps        int // steps that reached detection, for the delete sweep
 }
 
 // NewNode builds the detector, the applier and the replayer of one side.
@@ -122,6 +129,9 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 5 * time.Second
 	}
+	if cfg.DeleteSweepEvery <= 0 {
+		cfg.DeleteSweepEvery = 60
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -137,7 +147,9 @@ func NewNode(cfg Config) (*Node, error) {
 	app, err := apply.New(apply.Options{Jira: cfg.Jira, Store: cfg.Store, SyncID: cfg.SyncID, Role: cfg.Role,
 		ProjectKey: cfg.ProjectKey, Mapping: cfg.Mapping, SyncUser: cfg.SyncUser, PeerURL: cfg.PeerURL,
 		Location: cfg.Location, Now: cfg.Now, Hooks: cfg.Hooks, Logger: cfg.Logger,
-		OnConflict: func(store.Conflict) { cfg.Metrics.Counter(metrics.Conflicts, 1) }})
+		OnConflict:       func(store.Conflict) { cfg.Metrics.Counter(metrics.Conflicts, 1) },
+		OnSkip:           func(reason string) { cfg.Metrics.Inc(metrics.Skipped, reason) },
+		PropagateDeletes: cfg.Mapping.Def() != nil && cfg.Mapping.Def().Deletes == config.DeletesPropagate})
 	if err != nil {
 		return nil, fmt.Errorf("build applier: %w", err)
 	}
@@ -212,11 +224,17 @@ func (n *Node) Step(ctx context.Context) (StepResult, error) {
 	res.Detected += k
 	d, derr := n.poller.Poll(ctx)
 	res.Detected += d.Changes
+	var serr error
+	if derr == nil {
+		var k int
+		k, serr = n.sweepDeletes(ctx)
+		res.Detected += k
+	}
 	var errs []error
 	for _, e := range []struct {
 		what string
 		err  error
-	}{{"resync", rerr}, {"detect", derr}} {
+	}{{"resync", rerr}, {"detect", derr}, {"notice deleted issues", serr}} {
 		if e.err == nil {
 			continue
 		}

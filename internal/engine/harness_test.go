@@ -36,8 +36,10 @@ type bridge struct {
 	checkPerms bool
 	jira       *jira.Client // the sync user's client; tests swap it for bad credentials
 	metrics    *metrics.Metrics
-	st         *store.Store
-	node       *engine.Node
+	// deleteSweep is Config.DeleteSweepEvery (0: the default).
+	deleteSweep int
+	st          *store.Store
+	node        *engine.Node
 }
 
 func (b *bridge) start() {
@@ -62,7 +64,8 @@ func (b *bridge) start() {
 	b.node, err = engine.NewNode(engine.Config{Store: st, Jira: b.jira, Mapping: b.site.Mapping, SyncID: syncID,
 		Node: b.site.Name, Role: b.role, SyncUser: enginetest.SyncUser, PeerURL: b.peer.URL, Workers: 1,
 		BackOff: func(int) time.Duration { return 0 }, Location: time.UTC, Now: b.clk.Now, Hooks: b.hooks,
-		CheckPermissions: b.checkPerms, WatcherSweepEvery: 1, Metrics: b.metrics})
+		CheckPermissions: b.checkPerms, WatcherSweepEvery: 1, Metrics: b.metrics,
+		DeleteSweepEvery: b.deleteSweep})
 	if err != nil {
 		b.t.Fatal(err)
 	}
