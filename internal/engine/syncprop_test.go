@@ -5,8 +5,10 @@ import (
 	"testing"
 
 	"github.com/jirabridge/jirabridge/internal/apply"
+	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/engine"
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
+	"github.com/jirabridge/jirabridge/internal/mapping"
 	"github.com/jirabridge/jirabridge/internal/replay"
 	"github.com/jirabridge/jirabridge/internal/store"
 )
@@ -96,5 +98,62 @@ func TestSyncPropertyShowsParked(t *testing.T) {
 				mustNoDiff(t, w, one.Key)
 			}
 		})
+	}
+}
+
+// TestSyncPropertyShowsOutgoingPark: a local change detection cannot
+// translate for the peer (a select value the sync definition does not
+// map) parks the issue's outgoing lane; the property shows it, and after a
+// skip it is "synced" again.
+func TestSyncPropertyShowsOutgoingPark(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	// Alpha's definition forgets S3.
+	def := *w.alpha.Def
+	def.Fields = append([]config.FieldMap(nil), def.Fields...)
+	for i, f := range def.Fields {
+		if f.Alias == "severity" {
+			var vals config.AliasMap
+			for _, v := range f.Values {
+				if v.Local != "S3" {
+					vals = append(vals, v)
+				}
+			}
+			def.Fields[i].Values = vals
+		}
+	}
+	fields, err := w.alpha.Sync.Fields(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mapping.New(&def, fields, mapping.Options{Users: w.alpha.Sync})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.alpha.Def, w.alpha.Mapping = &def, m
+	w.a.restart()
+
+	alice := person(t, w.alpha, 0)
+	one := createIssue(t, alice, w.alpha, "Task", map[string]any{"summary": "one"})
+	w.settle()
+	if err := alice.EditIssue(ctx, one.Key, map[string]any{w.alpha.Field["Severity"]: map[string]string{"value": "S3"}}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	fs := openFailures(t, w.a)
+	if len(fs) != 1 {
+		t.Fatalf("open failures on alpha = %+v, want 1 (outgoing)", fs)
+	}
+	got := syncState(t, w.alpha, one.Key)
+	if got.State != apply.StateParked || got.Direction != engine.DirOutgoing || got.MessageID != fs[0].ID {
+		t.Errorf("alpha property = %+v, want parked outgoing with message %d", got, fs[0].ID)
+	}
+	if _, err := replay.Skip(ctx, w.a.st, fs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if got := syncState(t, w.alpha, one.Key); got.State != apply.StateSynced || got.MessageID != 0 {
+		t.Errorf("alpha property after skip = %+v, want synced", got)
 	}
 }
