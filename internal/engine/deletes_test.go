@@ -187,3 +187,75 @@ func cmsOf(t *testing.T, s *enginetest.Site, key string) []jira.Comment {
 	}
 	return cms
 }
+
+// TestDeleteCrashNeverDoubles kills the apply of a delete right after its
+// Jira write (the notice comment when keeping, the delete when
+// propagating), restarts that bridge from its database and checks the
+// outcome is the same as without the crash: one notice, the issue gone,
+// no failure on either side.
+func TestDeleteCrashNeverDoubles(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		step apply.Step
+		mode config.DeleteMode
+	}{{apply.StepNotice, config.DeletesKeep}, {apply.StepProperty, config.DeletesKeep}, {apply.StepDelete, config.DeletesPropagate}} {
+		t.Run(string(tc.step), func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			withDeletes(t, w, w.beta, tc.mode)
+			ctx := context.Background()
+			alice := person(t, w.alpha, 0)
+			ref := createIssue(t, alice, w.alpha, "Task", map[string]any{"summary": "deleted on alpha"})
+			w.settle()
+			copyKey := w.a.peerKey(t, ref.Key)
+			crashed := 0
+			kctx, kill := context.WithCancel(ctx)
+			defer kill()
+			w.b.hooks = apply.Hooks{AfterWrite: func(s apply.Step, c wire.Change) error {
+				if s == tc.step && c.Kind == wire.IssueDelete && crashed == 0 {
+					crashed++
+					kill()
+					return context.Canceled
+				}
+				return nil
+			}}
+			w.b.restart()
+			if err := w.alpha.Client(t, "admin").DeleteIssue(ctx, ref.Key); err != nil {
+				t.Fatal(err)
+			}
+			w.ctx = kctx
+			for i := 0; i < 5 && crashed == 0; i++ {
+				_ = w.trySettle()
+			}
+			w.ctx = ctx
+			if crashed == 0 {
+				t.Fatalf("the apply never reached step %s", tc.step)
+			}
+			w.b.hooks = apply.Hooks{}
+			w.b.restart()
+			w.settle()
+			if n, m := failureCount(t, w.a), failureCount(t, w.b); n+m != 0 {
+				t.Errorf("failures alpha %d, beta %d; want none", n, m)
+			}
+			if n, m := pairCount(t, w.a), pairCount(t, w.b); n+m != 0 {
+				t.Errorf("pairs alpha %d, beta %d; want none", n, m)
+			}
+			_, err := w.beta.Sync.GetIssue(ctx, copyKey, []string{"summary"}, nil)
+			if tc.mode == config.DeletesPropagate {
+				if jira.StatusOf(err) != http.StatusNotFound {
+					t.Errorf("beta's copy: %v, want 404", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("beta's copy must stay: %v", err)
+			}
+			if n := len(cmsOf(t, w.beta, copyKey)); n != 1 {
+				t.Errorf("beta has %d notices on %s, want 1", n, copyKey)
+			}
+			if st := syncState(t, w.beta, copyKey); st.State != apply.StateUnpaired {
+				t.Errorf("beta property %+v, want unpaired", st)
+			}
+		})
+	}
+}
