@@ -456,7 +456,7 @@ func (a *Applier) create(ctx context.Context, c wire.Change) error {
 			}
 		}
 	}
-	if err := a.showPair(ctx, c, ref.Key, c.IssueID, c.IssueKey); err != nil {
+	if err := a.showPair(ctx, c, ref.ID, ref.Key, c.IssueID, c.IssueKey); err != nil {
 		return err
 	}
 	back := wire.Change{Version: wire.ChangeVersion, ID: "pair-" + c.ID, IssueID: ref.ID, IssueKey: ref.Key,
@@ -588,7 +588,7 @@ func (a *Applier) user(ctx context.Context) (string, error) {
 // showPair makes the pair visible in Jira: a remote link to the peer issue
 // (upserted by a stable global id) and the sync state property. Both calls
 // are idempotent.
-func (a *Applier) showPair(ctx context.Context, c wire.Change, localKey, peerID, peerKey string) error {
+func (a *Applier) showPair(ctx context.Context, c wire.Change, localID, localKey, peerID, peerKey string) error {
 	url := "jirabridge:" + a.o.SyncID + "/" + peerKey
 	if a.o.PeerURL != "" {
 		url = strings.TrimSuffix(a.o.PeerURL, "/") + "/browse/" + peerKey
@@ -605,12 +605,19 @@ func (a *Applier) showPair(ctx context.Context, c wire.Change, localKey, peerID,
 	if err := a.after(StepRemoteLink, c); err != nil {
 		return err
 	}
-	return a.setSyncProperty(ctx, c, localKey, peerID, peerKey)
+	return a.setSyncProperty(ctx, c, localID, localKey, peerID, peerKey)
 }
 
-func (a *Applier) setSyncProperty(ctx context.Context, c wire.Change, localKey, peerID, peerKey string) error {
+func (a *Applier) setSyncProperty(ctx context.Context, c wire.Change, localID, localKey, peerID, peerKey string) error {
 	st := SyncState{Sync: a.o.SyncID, State: StateSynced, PeerIssueID: peerID, PeerIssueKey: peerKey,
 		LastChangeID: c.ID, LastAppliedAt: a.o.Now().UTC().Truncate(time.Millisecond)}
+	// A change of the issue parked the other way (outgoing) still holds:
+	// applying the peer's changes must not hide it.
+	if pk, err := a.parkedShown(ctx, localID); err != nil {
+		return err
+	} else if pk != nil {
+		st.State, st.Reason, st.MessageID, st.ParkedSince, st.Direction, st.Note = pk.State, pk.Reason, pk.MessageID, pk.ParkedSince, pk.Direction, pk.Note
+	}
 	if err := a.o.Jira.SetIssueProperty(ctx, localKey, SyncProperty, st); err != nil {
 		return fmt.Errorf("set sync state of %s: %w", localKey, err)
 	}
@@ -627,7 +634,7 @@ func (a *Applier) pair(ctx context.Context, c wire.Change) error {
 	if err != nil {
 		return fmt.Errorf("read issue %s the peer paired with %s: %w", c.PeerIssueKey, issueName(c), err)
 	}
-	if err := a.showPair(ctx, c, is.Key, c.IssueID, c.IssueKey); err != nil {
+	if err := a.showPair(ctx, c, is.ID, is.Key, c.IssueID, c.IssueKey); err != nil {
 		return err
 	}
 	if err := storeErr("commit pair", a.o.Store.Update(ctx, func(tx *store.Tx) error {
@@ -743,7 +750,7 @@ func (a *Applier) update(ctx context.Context, c wire.Change, p store.IssuePair) 
 		}
 	}
 
-	if err := a.setSyncProperty(ctx, c, is.Key, p.PeerID, p.PeerKey); err != nil {
+	if err := a.setSyncProperty(ctx, c, p.LocalID, is.Key, p.PeerID, p.PeerKey); err != nil {
 		return err
 	}
 	err = storeErr("commit update", a.o.Store.Update(ctx, func(tx *store.Tx) error {
@@ -915,7 +922,45 @@ func (a *Applier) ShowParked(ctx context.Context, p store.IssuePair, f store.Fai
 	if err := a.o.Jira.SetIssueProperty(ctx, p.LocalID, SyncProperty, st); err != nil {
 		return fmt.Errorf("show %s as parked: %w", p.LocalKey, err)
 	}
-	return nil
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode parked state of %s: %w", p.LocalKey, err)
+	}
+	return storeErr("record parked state of "+p.LocalKey, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+		return tx.CursorSet(a.parkedKey(p.LocalID), string(raw))
+	}))
+}
+
+// parkedKey names the store cursor that holds the parked state the
+// property of a local issue shows (empty: none), so that applying a
+// change of the issue keeps showing a park of its other direction.
+func (a *Applier) parkedKey(localID string) string {
+	return "parked-shown/" + a.o.SyncID + "/" + localID
+}
+
+// parkedShown returns the parked state the property of a local issue
+// shows, or nil.
+func (a *Applier) parkedShown(ctx context.Context, localID string) (*SyncState, error) {
+	if localID == "" {
+		return nil, nil
+	}
+	var raw string
+	if err := a.o.Store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		raw, _, err = tx.CursorGet(a.parkedKey(localID))
+		return err
+	}); err != nil {
+		return nil, storeErr("read parked state", err)
+	}
+	if raw == "" {
+		return nil, nil
+	}
+	var st SyncState
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
+		a.log.Warn("parked state unreadable; ignored", "issue", localID, "err", err)
+		return nil, nil
+	}
+	return &st, nil
 }
 
 // ShowSynced sets the SyncProperty of the local issue of pair p back to
@@ -923,6 +968,11 @@ func (a *Applier) ShowParked(ctx context.Context, p store.IssuePair, f store.Fai
 func (a *Applier) ShowSynced(ctx context.Context, p store.IssuePair) error {
 	st := a.currentSyncState(ctx, p)
 	st.State, st.Reason, st.MessageID, st.ParkedSince, st.Direction, st.Note = StateSynced, "", 0, time.Time{}, "", ""
+	if err := storeErr("clear parked state of "+p.LocalKey, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+		return tx.CursorSet(a.parkedKey(p.LocalID), "")
+	})); err != nil {
+		return err
+	}
 	if err := a.o.Jira.SetIssueProperty(ctx, p.LocalID, SyncProperty, st); err != nil {
 		return fmt.Errorf("show %s as synced: %w", p.LocalKey, err)
 	}

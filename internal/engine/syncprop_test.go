@@ -149,6 +149,23 @@ func TestSyncPropertyShowsOutgoingPark(t *testing.T) {
 	if got.State != apply.StateParked || got.Direction != engine.DirOutgoing || got.MessageID != fs[0].ID {
 		t.Errorf("alpha property = %+v, want parked outgoing with message %d", got, fs[0].ID)
 	}
+	// The peer's changes still arrive, and applying them does not hide
+	// the park of the other direction.
+	if err := person(t, w.beta, 0).EditIssue(ctx, w.a.peerKey(t, one.Key), map[string]any{"summary": "from beta"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	is, err := w.alpha.Sync.GetIssue(ctx, one.Key, []string{"summary"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var summary string
+	if _, err := is.Field("summary", &summary); err != nil || summary != "from beta" {
+		t.Errorf("alpha summary %q (%v), want beta's change applied", summary, err)
+	}
+	if got := syncState(t, w.alpha, one.Key); got.State != apply.StateParked || got.MessageID != fs[0].ID || got.LastChangeID == "" {
+		t.Errorf("alpha property after an applied change = %+v, want still parked (message %d) with the applied change", got, fs[0].ID)
+	}
 	if _, err := replay.Skip(ctx, w.a.st, fs[0].ID); err != nil {
 		t.Fatal(err)
 	}
