@@ -33,9 +33,20 @@ const sweepPage = 1000
 // as every issue deleted.
 func (n *Node) sweepDeletes(ctx context.Context) (int, error) {
 	n.steps++
-	if (n.steps-1)%n.cfg.DeleteSweepEvery != 0 {
+	if n.steps < n.sweepAt {
 		return 0, nil
 	}
+	k, err := n.sweep(ctx)
+	if err != nil {
+		// Try again soon, not at once: Jira may be down.
+		n.sweepAt = n.steps + min(n.cfg.DeleteSweepEvery, 12)
+		return k, err
+	}
+	n.sweepAt = n.steps + n.cfg.DeleteSweepEvery
+	return k, nil
+}
+
+func (n *Node) sweep(ctx context.Context) (int, error) {
 	var pairs []store.IssuePair
 	if err := n.cfg.Store.View(ctx, func(tx *store.Tx) error {
 		after := ""
@@ -95,9 +106,9 @@ func (n *Node) sweepDeletes(ctx context.Context) (int, error) {
 			"%d synced issues are not visible and the sync user may not browse project %s: grant Browse Projects; nothing is treated as deleted meanwhile",
 			len(gone), n.cfg.ProjectKey))
 	}
-	for _, p := range gone {
+	for i, p := range gone {
 		if err := n.queueDelete(ctx, p); err != nil {
-			return 0, err
+			return i, err
 		}
 		n.log.Info("synced issue deleted here; the partner is told", "issue", p.LocalKey, "peer_issue", p.PeerKey)
 	}

@@ -259,3 +259,43 @@ func TestDeleteCrashNeverDoubles(t *testing.T) {
 		})
 	}
 }
+
+// TestLostBrowsePermissionIsNoDelete: when the sync user may no longer
+// browse the project every issue vanishes from its searches; that must
+// never read as every synced issue deleted.
+func TestLostBrowsePermissionIsNoDelete(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	withDeletes(t, w, w.alpha, config.DeletesPropagate)
+	ctx := context.Background()
+	alice := person(t, w.alpha, 0)
+	ref := createIssue(t, alice, w.alpha, "Task", map[string]any{"summary": "still here"})
+	w.settle()
+	if err := w.beta.Sim.SetPermission("BETA", "BROWSE_PROJECTS"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := w.b.node.Step(ctx); err == nil {
+			t.Error("a step without Browse Projects succeeded")
+		}
+	}
+	var pending int
+	if err := w.b.st.View(ctx, func(tx *store.Tx) error {
+		ps, err := tx.PendingList(syncID, 100)
+		pending = len(ps)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := pairCount(t, w.b); n != 1 || pending != 0 {
+		t.Fatalf("beta pairs %d, pending changes %d; want the pair kept and nothing sent", n, pending)
+	}
+	if err := w.beta.Sim.SetPermission("BETA", "BROWSE_PROJECTS", "loggedin"); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if w.sentBA[wire.IssueDelete] != 0 || pairCount(t, w.a) != 1 {
+		t.Errorf("deletes sent %d, alpha pairs %d; want 0 and 1", w.sentBA[wire.IssueDelete], pairCount(t, w.a))
+	}
+	mustNoDiff(t, w, ref.Key)
+}

@@ -112,6 +112,7 @@ type Node struct {
 	refused      []string // features refused for missing permissions
 	skips        skipCounts
 	steps        int // steps that reached detection, for the delete sweep
+	sweepAt      int // the step at which the next delete sweep is due
 }
 
 // NewNode builds the detector, the applier and the replayer of one side.
