@@ -51,9 +51,9 @@ func cmdConfigCheck(env Env, args []string) int {
 	if def != nil {
 		fmt.Fprintf(env.Stdout, "\nSync definition %s: sync %q, project %s, %d issue types, %d statuses, %d fields\n",
 			cfg.SyncFile, def.Name, def.Project, len(def.IssueTypes), len(def.Statuses), len(def.Fields))
-		fmt.Fprintf(env.Stdout, "  users %s; comments %s; attachments %s; watchers %s; links %s; subtasks %s\n",
+		fmt.Fprintf(env.Stdout, "  users %s; comments %s; attachments %s; watchers %s; links %s; subtasks %s; deletes of partner issues: %s\n",
 			def.Users.Mode, onOff(def.Comments.Enabled), onOff(def.Attachments.Enabled),
-			onOff(def.Watchers.Enabled), onOff(def.Links.Enabled), onOff(def.Subtasks.Enabled))
+			onOff(def.Watchers.Enabled), onOff(def.Links.Enabled), onOff(def.Subtasks.Enabled), def.Deletes)
 	} else {
 		fmt.Fprintln(env.Stdout, "\nNo sync definition file (JIRABRIDGE_SYNC_FILE is not set).")
 	}

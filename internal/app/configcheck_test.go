@@ -47,7 +47,7 @@ func TestConfigCheckValid(t *testing.T) {
 	}
 	for _, want := range []string{
 		"JIRABRIDGE_SMTP_HOST", "smtp.example.org", "JIRABRIDGE_JIRA_PASSWORD", "<secret>",
-		`sync "partner-support", project SUP`, "\nOK\n",
+		`sync "partner-support", project SUP`, "deletes of partner issues: keep", "\nOK\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, out)

@@ -649,6 +649,8 @@ func (d *daemon) newNode(ctx context.Context, sy store.Sync) (*engine.Node, erro
 		CheckPermissions: true,
 		// Applied, parked and retried changes are counted by kind and reason.
 		WrapApplier: func(a replay.Applier) replay.Applier { return ops.MeterApplier(a, d.m) },
+		// Conflicts and changes a filter left out are counted by the engine.
+		Metrics: d.m,
 	})
 	if err != nil {
 		return nil, err

@@ -72,6 +72,8 @@ const (
 	StepEdit       Step = "edit"
 	StepRemoteLink Step = "remotelink"
 	StepProperty   Step = "property"
+	StepDelete     Step = "delete"
+	StepNotice     Step = "notice"
 )
 
 // Hooks let tests stop an Apply between a Jira write and the ledger commit.
@@ -105,6 +107,16 @@ type Options struct {
 	Now      func() time.Time
 	Hooks    Hooks
 	Logger   *slog.Logger
+	// OnConflict, when set, is told of each conflict once it is recorded
+	// (committed with its change): the engine counts conflicts_total.
+	OnConflict func(store.Conflict)
+	// OnSkip, when set, is told of each change recorded as done without
+	// a write, by reason (ReasonPairDissolved): changes_skipped_total.
+	OnSkip func(reason string)
+	// PropagateDeletes deletes the local issue when the peer deleted its
+	// partner (the sync definition's deletes: propagate); otherwise the
+	// local issue stays, unpaired, with a comment saying why.
+	PropagateDeletes bool
 }
 
 // Applier applies inbound changes to the local Jira. It is safe for
@@ -170,12 +182,34 @@ type Origin struct {
 // shows, in Jira's own terms.
 type SyncState struct {
 	Sync          string    `json:"sync"`
-	State         string    `json:"state"` // "synced"
+	State         string    `json:"state"` // StateSynced, StateParked or StateUnpaired
 	PeerIssueID   string    `json:"peer_issue_id"`
 	PeerIssueKey  string    `json:"peer_issue_key,omitempty"`
 	LastChangeID  string    `json:"last_change_id,omitempty"`
 	LastAppliedAt time.Time `json:"last_applied_at"`
+	// While parked: the reason (error class), the `jirabridge messages`
+	// id, since when, and whether the parked change came from the peer
+	// ("incoming") or was to be sent ("outgoing").
+	Reason      string    `json:"reason,omitempty"`
+	MessageID   int64     `json:"message_id,omitempty"`
+	ParkedSince time.Time `json:"parked_since,omitzero"`
+	Direction   string    `json:"direction,omitempty"`
+	// Note says in words what the state means for a person reading the
+	// property.
+	Note string `json:"note,omitempty"`
 }
+
+// States of the SyncProperty.
+const (
+	StateSynced = "synced"
+	// StateParked: a change of the issue could not be applied (or sent)
+	// and waits for an operator; later changes of the issue wait behind
+	// it, so the issue is not syncing.
+	StateParked = "parked"
+	// StateUnpaired: the partner issue was deleted; this issue is no
+	// longer synced.
+	StateUnpaired = "unpaired"
+)
 
 // Apply writes one inbound change to the local Jira unless the ledger says
 // it was applied already. Errors are errclass errors: Permanent parks the
@@ -184,9 +218,12 @@ func (a *Applier) Apply(ctx context.Context, c wire.Change) error {
 	if c.ID == "" || c.IssueID == "" {
 		return errclass.New(errclass.Permanent, "bad_change", errors.New("change without id or issue id"))
 	}
-	done, err := a.applied(ctx, c.ID)
+	done, dissolved, err := a.appliedOrDissolved(ctx, c)
 	if err != nil || done {
 		return err
+	}
+	if dissolved {
+		return a.skipDissolved(ctx, c)
 	}
 	switch c.Kind {
 	case wire.IssueCreate:
@@ -203,6 +240,8 @@ func (a *Applier) Apply(ctx context.Context, c wire.Change) error {
 		return a.update(ctx, c, p)
 	case wire.IssuePair:
 		return a.pair(ctx, c)
+	case wire.IssueDelete:
+		return a.deleted(ctx, c)
 	default:
 		if IsContent(c.Kind) {
 			return a.ApplyContent(ctx, c)
@@ -238,16 +277,30 @@ func unmappable(c wire.Change, err error) error {
 }
 
 func (a *Applier) applied(ctx context.Context, changeID string) (bool, error) {
-	var done bool
-	err := a.o.Store.View(ctx, func(tx *store.Tx) error {
-		_, err := tx.LedgerGet(changeID)
-		if errors.Is(err, store.ErrNotFound) {
+	done, _, err := a.appliedOrDissolved(ctx, wire.Change{ID: changeID})
+	return done, err
+}
+
+// appliedOrDissolved says whether change c is in the ledger already and
+// whether its peer issue's pair was dissolved (one of the two issues was
+// deleted).
+func (a *Applier) appliedOrDissolved(ctx context.Context, c wire.Change) (done, dissolved bool, err error) {
+	err = a.o.Store.View(ctx, func(tx *store.Tx) error {
+		_, err := tx.LedgerGet(c.ID)
+		if err == nil {
+			done = true
 			return nil
 		}
-		done = err == nil
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if c.IssueID == "" {
+			return nil
+		}
+		_, dissolved, err = tx.CursorGet(DissolvedCursor(a.o.SyncID, c.IssueID))
 		return err
 	})
-	return done, storeErr("read ledger", err)
+	return done, dissolved, storeErr("read ledger", err)
 }
 
 func (a *Applier) pairByPeer(ctx context.Context, peerID string) (store.IssuePair, bool, error) {
@@ -403,7 +456,7 @@ func (a *Applier) create(ctx context.Context, c wire.Change) error {
 			}
 		}
 	}
-	if err := a.showPair(ctx, c, ref.Key, c.IssueID, c.IssueKey); err != nil {
+	if err := a.showPair(ctx, c, ref.ID, ref.Key, c.IssueID, c.IssueKey); err != nil {
 		return err
 	}
 	back := wire.Change{Version: wire.ChangeVersion, ID: "pair-" + c.ID, IssueID: ref.ID, IssueKey: ref.Key,
@@ -441,6 +494,7 @@ func (a *Applier) create(ctx context.Context, c wire.Change) error {
 	})); err != nil {
 		return err
 	}
+	a.conflicted(conflicts)
 	a.waitingLinks(ctx)
 	return nil
 }
@@ -534,7 +588,7 @@ func (a *Applier) user(ctx context.Context) (string, error) {
 // showPair makes the pair visible in Jira: a remote link to the peer issue
 // (upserted by a stable global id) and the sync state property. Both calls
 // are idempotent.
-func (a *Applier) showPair(ctx context.Context, c wire.Change, localKey, peerID, peerKey string) error {
+func (a *Applier) showPair(ctx context.Context, c wire.Change, localID, localKey, peerID, peerKey string) error {
 	url := "jirabridge:" + a.o.SyncID + "/" + peerKey
 	if a.o.PeerURL != "" {
 		url = strings.TrimSuffix(a.o.PeerURL, "/") + "/browse/" + peerKey
@@ -551,12 +605,19 @@ func (a *Applier) showPair(ctx context.Context, c wire.Change, localKey, peerID,
 	if err := a.after(StepRemoteLink, c); err != nil {
 		return err
 	}
-	return a.setSyncProperty(ctx, c, localKey, peerID, peerKey)
+	return a.setSyncProperty(ctx, c, localID, localKey, peerID, peerKey)
 }
 
-func (a *Applier) setSyncProperty(ctx context.Context, c wire.Change, localKey, peerID, peerKey string) error {
-	st := SyncState{Sync: a.o.SyncID, State: "synced", PeerIssueID: peerID, PeerIssueKey: peerKey,
+func (a *Applier) setSyncProperty(ctx context.Context, c wire.Change, localID, localKey, peerID, peerKey string) error {
+	st := SyncState{Sync: a.o.SyncID, State: StateSynced, PeerIssueID: peerID, PeerIssueKey: peerKey,
 		LastChangeID: c.ID, LastAppliedAt: a.o.Now().UTC().Truncate(time.Millisecond)}
+	// A change of the issue parked the other way (outgoing) still holds:
+	// applying the peer's changes must not hide it.
+	if pk, err := a.parkedShown(ctx, localID); err != nil {
+		return err
+	} else if pk != nil {
+		st.State, st.Reason, st.MessageID, st.ParkedSince, st.Direction, st.Note = pk.State, pk.Reason, pk.MessageID, pk.ParkedSince, pk.Direction, pk.Note
+	}
 	if err := a.o.Jira.SetIssueProperty(ctx, localKey, SyncProperty, st); err != nil {
 		return fmt.Errorf("set sync state of %s: %w", localKey, err)
 	}
@@ -573,7 +634,7 @@ func (a *Applier) pair(ctx context.Context, c wire.Change) error {
 	if err != nil {
 		return fmt.Errorf("read issue %s the peer paired with %s: %w", c.PeerIssueKey, issueName(c), err)
 	}
-	if err := a.showPair(ctx, c, is.Key, c.IssueID, c.IssueKey); err != nil {
+	if err := a.showPair(ctx, c, is.ID, is.Key, c.IssueID, c.IssueKey); err != nil {
 		return err
 	}
 	if err := storeErr("commit pair", a.o.Store.Update(ctx, func(tx *store.Tx) error {
@@ -689,10 +750,10 @@ func (a *Applier) update(ctx context.Context, c wire.Change, p store.IssuePair) 
 		}
 	}
 
-	if err := a.setSyncProperty(ctx, c, is.Key, p.PeerID, p.PeerKey); err != nil {
+	if err := a.setSyncProperty(ctx, c, p.LocalID, is.Key, p.PeerID, p.PeerKey); err != nil {
 		return err
 	}
-	return storeErr("commit update", a.o.Store.Update(ctx, func(tx *store.Tx) error {
+	err = storeErr("commit update", a.o.Store.Update(ctx, func(tx *store.Tx) error {
 		for _, cf := range conflicts {
 			cf.At = tx.Now()
 			if _, err := tx.ConflictAdd(cf); err != nil {
@@ -711,6 +772,20 @@ func (a *Applier) update(ctx context.Context, c wire.Change, p store.IssuePair) 
 		_, err := tx.LedgerRecord(store.Applied{ChangeID: c.ID, SyncID: a.o.SyncID, Issue: p.LocalID, AppliedAt: tx.Now()})
 		return err
 	}))
+	if err == nil {
+		a.conflicted(conflicts)
+	}
+	return err
+}
+
+// conflicted tells OnConflict of conflicts just committed.
+func (a *Applier) conflicted(cs []store.Conflict) {
+	if a.o.OnConflict == nil {
+		return
+	}
+	for _, cf := range cs {
+		a.o.OnConflict(cf)
+	}
 }
 
 // fullChangelog completes an issue's changelog when expand=changelog
@@ -834,4 +909,83 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// ShowParked sets the SyncProperty of the local issue of pair p to
+// "parked" with failure f, so a person in Jira sees that the issue is not
+// syncing and which `jirabridge messages` id holds it. What the property
+// said about the last applied change is kept.
+func (a *Applier) ShowParked(ctx context.Context, p store.IssuePair, f store.Failure, direction string) error {
+	st := a.currentSyncState(ctx, p)
+	st.State, st.Reason, st.MessageID, st.ParkedSince, st.Direction = StateParked, f.ErrorClass, f.ID, f.FirstSeenAt.UTC(), direction
+	st.Note = fmt.Sprintf("Not syncing: a change of this issue is parked (jirabridge messages show %d); later changes wait behind it.", f.ID)
+	if err := a.o.Jira.SetIssueProperty(ctx, p.LocalID, SyncProperty, st); err != nil {
+		return fmt.Errorf("show %s as parked: %w", p.LocalKey, err)
+	}
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode parked state of %s: %w", p.LocalKey, err)
+	}
+	return storeErr("record parked state of "+p.LocalKey, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+		return tx.CursorSet(a.parkedKey(p.LocalID), string(raw))
+	}))
+}
+
+// parkedKey names the store cursor that holds the parked state the
+// property of a local issue shows (empty: none), so that applying a
+// change of the issue keeps showing a park of its other direction.
+func (a *Applier) parkedKey(localID string) string {
+	return "parked-shown/" + a.o.SyncID + "/" + localID
+}
+
+// parkedShown returns the parked state the property of a local issue
+// shows, or nil.
+func (a *Applier) parkedShown(ctx context.Context, localID string) (*SyncState, error) {
+	if localID == "" {
+		return nil, nil
+	}
+	var raw string
+	if err := a.o.Store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		raw, _, err = tx.CursorGet(a.parkedKey(localID))
+		return err
+	}); err != nil {
+		return nil, storeErr("read parked state", err)
+	}
+	if raw == "" {
+		return nil, nil
+	}
+	var st SyncState
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
+		a.log.Warn("parked state unreadable; ignored", "issue", localID, "err", err)
+		return nil, nil
+	}
+	return &st, nil
+}
+
+// ShowSynced sets the SyncProperty of the local issue of pair p back to
+// "synced" after its parked change was retried or skipped.
+func (a *Applier) ShowSynced(ctx context.Context, p store.IssuePair) error {
+	st := a.currentSyncState(ctx, p)
+	st.State, st.Reason, st.MessageID, st.ParkedSince, st.Direction, st.Note = StateSynced, "", 0, time.Time{}, "", ""
+	if err := storeErr("clear parked state of "+p.LocalKey, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+		return tx.CursorSet(a.parkedKey(p.LocalID), "")
+	})); err != nil {
+		return err
+	}
+	if err := a.o.Jira.SetIssueProperty(ctx, p.LocalID, SyncProperty, st); err != nil {
+		return fmt.Errorf("show %s as synced: %w", p.LocalKey, err)
+	}
+	return nil
+}
+
+// currentSyncState reads the SyncProperty of p's local issue; a missing or
+// unreadable one gives a fresh state of the pair.
+func (a *Applier) currentSyncState(ctx context.Context, p store.IssuePair) SyncState {
+	var st SyncState
+	if ok, err := a.o.Jira.IssueProperty(ctx, p.LocalID, SyncProperty, &st); err != nil || !ok {
+		st = SyncState{}
+	}
+	st.Sync, st.PeerIssueID, st.PeerIssueKey = a.o.SyncID, p.PeerID, p.PeerKey
+	return st
 }

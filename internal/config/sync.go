@@ -35,7 +35,25 @@ type SyncDef struct {
 	Watchers    Switch
 	Links       Links
 	Subtasks    Switch
+	// Deletes says what this side does when the partner deletes its copy
+	// of a synced issue; default DeletesKeep.
+	Deletes DeleteMode
 }
+
+// DeleteMode says what happens here when the partner issue of a synced
+// issue is deleted on the other side. Each site chooses for its own
+// issues: the switch of the side that would lose an issue decides.
+type DeleteMode string
+
+// Delete modes.
+const (
+	// DeletesKeep (the default, as Backbone): the issue here stays; the
+	// pair is dissolved on both sides, the sync user comments that the
+	// partner issue was deleted, and the issue is no longer synced.
+	DeletesKeep DeleteMode = "keep"
+	// DeletesPropagate deletes the issue here too (with its sub-tasks).
+	DeletesPropagate DeleteMode = "propagate"
+)
 
 // AliasPair maps one local name to its alias. Line is where it was
 // written, for messages at run time.
@@ -604,6 +622,7 @@ func (p *syncParser) parse(root *yaml.Node) *SyncDef {
 		},
 		Comments:    Comments{Restricted: RestrictedSkip},
 		Attachments: Attachments{MaxSizeMB: 10, NoticeOnSkip: true},
+		Deletes:     DeletesKeep,
 	}
 	var seenName, seenProject bool
 	ok := p.mapping(root, "", map[string]func(*yaml.Node, string){
@@ -652,6 +671,9 @@ func (p *syncParser) parse(root *yaml.Node) *SyncDef {
 		"watchers":    func(v *yaml.Node, at string) { p.switchOnly(v, at, &d.Watchers) },
 		"links":       func(v *yaml.Node, at string) { p.links(v, at, &d.Links) },
 		"subtasks":    func(v *yaml.Node, at string) { p.switchOnly(v, at, &d.Subtasks) },
+		"deletes": func(v *yaml.Node, at string) {
+			oneOf(p, v, at, &d.Deletes, DeletesKeep, DeletesPropagate)
+		},
 	})
 	if !ok {
 		return d

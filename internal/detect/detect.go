@@ -47,6 +47,9 @@ const (
 	KindBaseline = "baseline"
 	// KindChangelog: one history entry was sent (ItemID is its id).
 	KindChangelog = "changelog"
+	// KindUnpaired: the issue's partner was deleted and the pair
+	// dissolved (Version: the partner's id); nothing of it is sent again.
+	KindUnpaired = "unpaired"
 )
 
 // HistoryMetadataType tags the applier's own edits in Jira's history.
@@ -555,6 +558,9 @@ func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result
 		return nil
 	}); err != nil {
 		return fmt.Errorf("read sent items of %s: %w", is.Key, err)
+	}
+	if _, gone := sent[sentKey{KindUnpaired, ""}]; gone {
+		return nil
 	}
 	in := &Input{Issue: is, Mapping: d.o.Mapping, SyncUser: d.o.SyncUser, Jira: d.o.Jira, sent: sent, d: d}
 

@@ -18,10 +18,12 @@ import (
 	"time"
 
 	"github.com/jirabridge/jirabridge/internal/apply"
+	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/detect"
 	"github.com/jirabridge/jirabridge/internal/errclass"
 	"github.com/jirabridge/jirabridge/internal/jira"
 	"github.com/jirabridge/jirabridge/internal/mapping"
+	"github.com/jirabridge/jirabridge/internal/metrics"
 	"github.com/jirabridge/jirabridge/internal/perms"
 	"github.com/jirabridge/jirabridge/internal/replay"
 	"github.com/jirabridge/jirabridge/internal/store"
@@ -55,6 +57,11 @@ type Config struct {
 	// WatcherSweepEvery: every this many polls the watchers of all sync
 	// issues are read (watching leaves updated alone); default 12.
 	WatcherSweepEvery int
+	// DeleteSweepEvery: every this many steps (the first one included)
+	// the paired issues are looked for in Jira, to notice the ones people
+	// deleted (a deleted issue leaves no trace a poll could find); default
+	// 60, five minutes at the default poll interval.
+	DeleteSweepEvery int
 	// Location is the sync user's time zone for JQL dates; nil: detection
 	// asks Jira, the applier assumes UTC.
 	Location *time.Location
@@ -80,6 +87,11 @@ type Config struct {
 	// applied (its incoming changes park with the message) until the
 	// bridge restarts. The daemon sets it.
 	CheckPermissions bool
+	// Metrics, when set, counts what only the engine sees: conflicts
+	// (conflicts_total) and changes left out by a filter or a user policy
+	// (changes_skipped_total by reason). Applied, parked and retried
+	// changes are counted by WrapApplier (ops.MeterApplier).
+	Metrics *metrics.Metrics
 }
 
 // poller is detection as the node uses it; *detect.Detector is one.
@@ -98,6 +110,9 @@ type Node struct {
 
 	permsChecked bool     // CheckPermissions passed (features may be refused)
 	refused      []string // features refused for missing permissions
+	skips        skipCounts
+	steps        int // steps that reached detection, for the delete sweep
+	sweepAt      int // the step at which the next delete sweep is due
 }
 
 // NewNode builds the detector, the applier and the replayer of one side.
@@ -115,6 +130,9 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 5 * time.Second
 	}
+	if cfg.DeleteSweepEvery <= 0 {
+		cfg.DeleteSweepEvery = 60
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -129,7 +147,10 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	app, err := apply.New(apply.Options{Jira: cfg.Jira, Store: cfg.Store, SyncID: cfg.SyncID, Role: cfg.Role,
 		ProjectKey: cfg.ProjectKey, Mapping: cfg.Mapping, SyncUser: cfg.SyncUser, PeerURL: cfg.PeerURL,
-		Location: cfg.Location, Now: cfg.Now, Hooks: cfg.Hooks, Logger: cfg.Logger})
+		Location: cfg.Location, Now: cfg.Now, Hooks: cfg.Hooks, Logger: cfg.Logger,
+		OnConflict:       func(store.Conflict) { cfg.Metrics.Counter(metrics.Conflicts, 1) },
+		OnSkip:           func(reason string) { cfg.Metrics.Inc(metrics.Skipped, reason) },
+		PropagateDeletes: cfg.Mapping.Def() != nil && cfg.Mapping.Def().Deletes == config.DeletesPropagate})
 	if err != nil {
 		return nil, fmt.Errorf("build applier: %w", err)
 	}
@@ -194,6 +215,9 @@ func (n *Node) Step(ctx context.Context) (StepResult, error) {
 			return res, err
 		}
 	}
+	if err := n.skipBaseline(ctx); err != nil {
+		return res, err
+	}
 	// Detection and replay are independent: a detection failure (Jira
 	// down for searches, a bad sync JQL) must not hold the peer's changes
 	// back, except a pause, which stops every call.
@@ -201,11 +225,17 @@ func (n *Node) Step(ctx context.Context) (StepResult, error) {
 	res.Detected += k
 	d, derr := n.poller.Poll(ctx)
 	res.Detected += d.Changes
+	var serr error
+	if derr == nil {
+		var k int
+		k, serr = n.sweepDeletes(ctx)
+		res.Detected += k
+	}
 	var errs []error
 	for _, e := range []struct {
 		what string
 		err  error
-	}{{"resync", rerr}, {"detect", derr}} {
+	}{{"resync", rerr}, {"detect", derr}, {"notice deleted issues", serr}} {
 		if e.err == nil {
 			continue
 		}
@@ -219,6 +249,18 @@ func (n *Node) Step(ctx context.Context) (StepResult, error) {
 	res.Applied, res.Parked, res.Retries, res.Waiting, res.Paused = r.Applied, r.Parked, r.Retries, r.Waiting, r.Paused
 	if err != nil {
 		errs = append(errs, fmt.Errorf("replay: %w", err))
+	}
+	if err := n.countSkips(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if !res.Paused {
+		if err := n.showParked(ctx); err != nil {
+			if errclass.Of(err) == errclass.Pause {
+				res.Paused = true
+				return res, errors.Join(append(errs, n.replayer.Pause(ctx, replay.PauseReason))...)
+			}
+			errs = append(errs, fmt.Errorf("show parked issues in Jira: %w", err))
+		}
 	}
 	return res, errors.Join(errs...)
 }

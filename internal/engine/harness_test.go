@@ -15,6 +15,7 @@ import (
 	"github.com/jirabridge/jirabridge/internal/engine"
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
 	"github.com/jirabridge/jirabridge/internal/jira"
+	"github.com/jirabridge/jirabridge/internal/metrics"
 	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/internal/wire"
 )
@@ -34,8 +35,11 @@ type bridge struct {
 	// checkPerms turns the engine's permission check on.
 	checkPerms bool
 	jira       *jira.Client // the sync user's client; tests swap it for bad credentials
-	st         *store.Store
-	node       *engine.Node
+	metrics    *metrics.Metrics
+	// deleteSweep is Config.DeleteSweepEvery (0: the default).
+	deleteSweep int
+	st          *store.Store
+	node        *engine.Node
 }
 
 func (b *bridge) start() {
@@ -60,7 +64,8 @@ func (b *bridge) start() {
 	b.node, err = engine.NewNode(engine.Config{Store: st, Jira: b.jira, Mapping: b.site.Mapping, SyncID: syncID,
 		Node: b.site.Name, Role: b.role, SyncUser: enginetest.SyncUser, PeerURL: b.peer.URL, Workers: 1,
 		BackOff: func(int) time.Duration { return 0 }, Location: time.UTC, Now: b.clk.Now, Hooks: b.hooks,
-		CheckPermissions: b.checkPerms, WatcherSweepEvery: 1})
+		CheckPermissions: b.checkPerms, WatcherSweepEvery: 1, Metrics: b.metrics,
+		DeleteSweepEvery: b.deleteSweep})
 	if err != nil {
 		b.t.Fatal(err)
 	}

@@ -541,6 +541,11 @@ func (l *Link) checkGaps(ctx context.Context) error {
 	if err := l.sendControl(ctx, CtlResend, ranges); err != nil {
 		return err
 	}
+	// When it was asked is durable, so ops can tell an answer overdue
+	// (also across a restart) from a gap not asked for yet.
+	if err := l.recordAsks(ctx, ranges, now); err != nil {
+		l.log.Warn("resend request sent but not recorded", "err", err)
+	}
 	l.mu.Lock()
 	l.lastResendAt = now
 	l.c.ResendAsked++

@@ -57,6 +57,9 @@ func FromConfig(cfg *config.Config, st *store.Store, m *metrics.Metrics, log *sl
 		Store: st, Metrics: m, Logger: log, Notifiers: notifiers,
 		RepeatInterval: cfg.Ops.AlertRepeatInterval, OutboxAgeThreshold: cfg.Ops.OutboxAgeThreshold,
 		SilenceThreshold: cfg.PeerSilenceThreshold, GapAlertAfter: gapAfter,
+		// The link asks again after this timeout: by then the first
+		// answer is overdue.
+		ResendAnswerAfter: cfg.GapResendTimeout,
 	})
 	if err != nil {
 		closer()

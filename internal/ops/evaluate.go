@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jirabridge/jirabridge/internal/errclass"
+	"github.com/jirabridge/jirabridge/internal/link"
 	"github.com/jirabridge/jirabridge/internal/metrics"
 	"github.com/jirabridge/jirabridge/internal/store"
 )
@@ -22,12 +23,20 @@ import (
 // has raised, so a restart neither repeats them nor forgets to resolve them.
 const StateCursor = "ops/alerts"
 
+// QueueCursor is the store cursor where the evaluator keeps the events no
+// notifier has delivered yet (per notifier), written in the same
+// transaction as StateCursor: an alert raised while the mail path was down
+// is still sent after a restart. A crash right after a delivery may send
+// that batch once more; an alert is never lost.
+const QueueCursor = "ops/alert-queue"
+
 // Defaults of Options.
 const (
 	DefaultRepeatInterval     = 4 * time.Hour
 	DefaultOutboxAgeThreshold = time.Hour
 	DefaultSilenceThreshold   = 30 * time.Minute
 	DefaultGapAlertAfter      = 20 * time.Minute
+	DefaultResendAnswerAfter  = 10 * time.Minute
 	DefaultNotifyRetry        = time.Minute
 	DefaultNotifyRetryMax     = 30 * time.Minute
 	DefaultMaxQueued          = 1000
@@ -68,10 +77,16 @@ type Options struct {
 	// SilenceThreshold is used for a sync without a LinkView: alert when
 	// the peer was last heard longer ago than this; default 30m.
 	SilenceThreshold time.Duration
+	// ResendAnswerAfter: alert when numbers the link asked the peer to
+	// send again (recorded with the time of the first request, see
+	// link.ResendAsks) are still missing this long after that request;
+	// default 10m, FromConfig uses JIRABRIDGE_GAP_RESEND_TIMEOUT (by then
+	// the link asks a second time: the first answer is overdue).
+	ResendAnswerAfter time.Duration
 	// GapAlertAfter: alert when a gap in the peer's sequence is open this
-	// long. The link asks for a resend after JIRABRIDGE_GAP_RESEND_TIMEOUT,
-	// so set it above that (default 20m, twice the default timeout): a gap
-	// still open then was asked for and not repaired.
+	// long without any resend request recorded for it (the link is not
+	// running, or cannot send); default 20m, twice the default resend
+	// timeout.
 	GapAlertAfter time.Duration
 	// Notifiers receive the events; nil: the alerts are only shown on the
 	// status page and in the metric.
@@ -132,6 +147,7 @@ func NewEvaluator(o Options) (*Evaluator, error) {
 	setDefault(&o.OutboxAgeThreshold, DefaultOutboxAgeThreshold)
 	setDefault(&o.SilenceThreshold, DefaultSilenceThreshold)
 	setDefault(&o.GapAlertAfter, DefaultGapAlertAfter)
+	setDefault(&o.ResendAnswerAfter, DefaultResendAnswerAfter)
 	if o.NotifyRetry < 0 {
 		o.NotifyRetry = 0
 	}
@@ -342,7 +358,11 @@ func (e *Evaluator) Evaluate(ctx context.Context) ([]Event, error) {
 			return events, err
 		}
 	}
-	e.deliver(ctx, now)
+	if e.deliver(ctx, now) {
+		if err := e.save(ctx); err != nil {
+			return events, err
+		}
+	}
 	return events, nil
 }
 
@@ -353,8 +373,8 @@ var allAlerts = []string{AlertChangeParked, AlertMailQuarantined, AlertGapOpen, 
 // raises AlertNotifyFailing for that notifier (seen by the others at the
 // next Evaluate); a success clears it. The failing channel's own alert is
 // queued for it like any other, so it learns of its outage once it works
-// again: a report, not a loop.
-func (e *Evaluator) deliver(ctx context.Context, now time.Time) {
+// again: a report, not a loop. It reports whether a queue got shorter.
+func (e *Evaluator) deliver(ctx context.Context, now time.Time) (delivered bool) {
 	for _, n := range e.o.Notifiers {
 		e.mu.Lock()
 		q := e.queues[n.Name()]
@@ -371,6 +391,7 @@ func (e *Evaluator) deliver(ctx context.Context, now time.Time) {
 		switch {
 		case err == nil:
 			q.events = slices.Clone(q.events[len(batch):])
+			delivered = true
 			q.wait, q.next, q.lastErr = e.o.NotifyRetry, time.Time{}, ""
 			delete(e.external, Alert{Name: AlertNotifyFailing, Key: n.Name()}.Fingerprint())
 		case errors.Is(err, ErrDeferred):
@@ -397,6 +418,7 @@ func (e *Evaluator) deliver(ctx context.Context, now time.Time) {
 		}
 		e.mu.Unlock()
 	}
+	return delivered
 }
 
 // conditions reads every store-backed condition of every sync.
@@ -405,6 +427,7 @@ func (e *Evaluator) conditions(ctx context.Context, now time.Time) (map[string]A
 	add := func(a Alert) { out[a.Fingerprint()] = a }
 	var syncs []store.Sync
 	linkStatus := map[string]store.LinkStatus{}
+	resendAsks := map[string][]link.ResendAsk{}
 	err := e.o.Store.View(ctx, func(tx *store.Tx) error {
 		var err error
 		if syncs, err = tx.SyncList(); err != nil {
@@ -427,6 +450,13 @@ func (e *Evaluator) conditions(ctx context.Context, now time.Time) (map[string]A
 					return fmt.Errorf("link status of sync %s: %w", s.ID, err)
 				}
 				linkStatus[s.ID] = ls
+				asks, err := link.ResendAsks(tx, s.ID)
+				if err != nil {
+					// Unreadable records only cost the early alert: the
+					// gap's own age still raises it.
+					e.log.Warn("resend requests unreadable", "sync", s.ID, "error", err)
+				}
+				resendAsks[s.ID] = asks
 			}
 		}
 		qs, err := tx.QuarantineList(10000)
@@ -457,24 +487,8 @@ func (e *Evaluator) conditions(ctx context.Context, now time.Time) (map[string]A
 				Since:    ls.Outbox.OldestUnacked,
 			})
 		}
-		for sender, in := range ls.Inbound {
-			for _, g := range in.Gaps {
-				if now.Sub(g.FirstSeen) < e.o.GapAlertAfter {
-					continue
-				}
-				add(Alert{
-					Name: AlertGapOpen, SyncID: s.ID, SyncName: s.Name, Severity: SeverityWarning,
-					Key:    fmt.Sprintf("%s:%d", sender, g.From),
-					Reason: "gap",
-					Count:  int(g.To - g.From + 1),
-					Summary: fmt.Sprintf("envelopes %d to %d from the peer are still missing %s after the gap opened; the resend the link asks for has not repaired it",
-						g.From, g.To, now.Sub(g.FirstSeen).Round(time.Second)),
-					Action: "Check the peer's outbox and mail path (`jirabridge status` on both sides). If the peer answered that " +
-						"the envelopes were pruned, a failure record asks for `jirabridge resync` of the affected issues.",
-					Commands: []string{"jirabridge status", "jirabridge messages list"},
-					Since:    g.FirstSeen,
-				})
-			}
+		for _, a := range e.gapAlerts(s, ls, resendAsks[s.ID], now) {
+			add(a)
 		}
 		silent, silentFor, err := e.silence(ctx, s.ID, ls.LastHeardAt, now)
 		if err != nil {
@@ -493,6 +507,61 @@ func (e *Evaluator) conditions(ctx context.Context, now time.Time) (map[string]A
 		}
 	}
 	return out, nil
+}
+
+// gapAlerts raises the gap alert of a sync: for numbers the link asked the
+// peer to send again and that are still missing ResendAnswerAfter after
+// the first request (the answer is overdue), and, as a fallback, for a gap
+// open GapAlertAfter without any request recorded (the link does not run,
+// or cannot send).
+func (e *Evaluator) gapAlerts(s store.Sync, ls store.LinkStatus, asks []link.ResendAsk, now time.Time) []Alert {
+	const action = "Check the peer's outbox and mail path (`jirabridge status` on both sides). If the peer answered that " +
+		"the envelopes were pruned, a failure record asks for `jirabridge resync` of the affected issues."
+	var out []Alert
+	asked := map[string][]link.ResendAsk{}
+	for _, a := range asks {
+		in := ls.Inbound[a.Sender]
+		if !a.Missing(in.Cursor, in.Gaps) {
+			continue
+		}
+		asked[a.Sender] = append(asked[a.Sender], a)
+		if now.Sub(a.FirstAskedAt) < e.o.ResendAnswerAfter {
+			continue
+		}
+		out = append(out, Alert{
+			Name: AlertGapOpen, SyncID: s.ID, SyncName: s.Name, Severity: SeverityWarning,
+			Key:    fmt.Sprintf("%s:%d", a.Sender, a.From),
+			Reason: "resend_overdue",
+			Count:  int(a.To - a.From + 1),
+			Summary: fmt.Sprintf("envelopes %d to %d from the peer are still missing: the link asked the peer to send them again "+
+				"(%d request(s), the first at %s) and no answer has arrived in %s",
+				a.From, a.To, a.Asks, a.FirstAskedAt.UTC().Format(time.RFC3339), now.Sub(a.FirstAskedAt).Round(time.Second)),
+			Action:   action,
+			Commands: []string{"jirabridge status", "jirabridge messages list"},
+			Since:    a.FirstAskedAt,
+		})
+	}
+	for sender, in := range ls.Inbound {
+		for _, g := range in.Gaps {
+			if now.Sub(g.FirstSeen) < e.o.GapAlertAfter || slices.ContainsFunc(asked[sender], func(a link.ResendAsk) bool {
+				return a.From <= g.To && g.From <= a.To
+			}) {
+				continue
+			}
+			out = append(out, Alert{
+				Name: AlertGapOpen, SyncID: s.ID, SyncName: s.Name, Severity: SeverityWarning,
+				Key:    fmt.Sprintf("%s:%d", sender, g.From),
+				Reason: "gap",
+				Count:  int(g.To - g.From + 1),
+				Summary: fmt.Sprintf("envelopes %d to %d from the peer are still missing %s after the gap opened, and no resend was asked for them "+
+					"(is the link running and able to send?)", g.From, g.To, now.Sub(g.FirstSeen).Round(time.Second)),
+				Action:   action,
+				Commands: []string{"jirabridge status", "jirabridge messages list"},
+				Since:    g.FirstSeen,
+			})
+		}
+	}
+	return out
 }
 
 func (e *Evaluator) silence(ctx context.Context, syncID string, heard, now time.Time) (bool, time.Duration, error) {
@@ -647,13 +716,24 @@ func (e *Evaluator) load(ctx context.Context) error {
 	if loaded {
 		return nil
 	}
-	var raw string
+	var raw, rawQueue string
 	if err := e.o.Store.View(ctx, func(tx *store.Tx) error {
 		v, _, err := tx.CursorGet(StateCursor)
+		if err != nil {
+			return err
+		}
 		raw = v
+		rawQueue, _, err = tx.CursorGet(QueueCursor)
 		return err
 	}); err != nil {
 		return fmt.Errorf("load alert state: %w", err)
+	}
+	saved := map[string]savedQueue{}
+	if rawQueue != "" {
+		if err := json.Unmarshal([]byte(rawQueue), &saved); err != nil {
+			e.log.Warn("undelivered alerts unreadable; they are lost", "error", err)
+			saved = nil
+		}
 	}
 	active := map[string]*activeAlert{}
 	if raw != "" {
@@ -665,19 +745,49 @@ func (e *Evaluator) load(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	e.active, e.loaded = active, true
+	for name, sq := range saved {
+		q, ok := e.queues[name]
+		if !ok {
+			if len(sq.Events) > 0 {
+				e.log.Warn("undelivered alerts for a channel no longer set up are dropped", "notifier", name, "events", len(sq.Events))
+			}
+			continue
+		}
+		// Saved events go first: they are older than anything queued in
+		// this process before the first load.
+		q.events = append(slices.Clone(sq.Events), q.events...)
+		q.dropped += sq.Dropped
+	}
 	e.mu.Unlock()
 	return nil
 }
 
+// savedQueue is one notifier's undelivered events as QueueCursor keeps
+// them.
+type savedQueue struct {
+	Events  []Event `json:"events"`
+	Dropped int     `json:"dropped,omitempty"`
+}
+
+// save writes the active alerts and the undelivered events in one
+// transaction.
 func (e *Evaluator) save(ctx context.Context) error {
 	e.mu.Lock()
 	raw, err := json.Marshal(e.active)
+	queues := map[string]savedQueue{}
+	for name, q := range e.queues {
+		queues[name] = savedQueue{Events: q.events, Dropped: q.dropped}
+	}
+	rawQueue, qerr := json.Marshal(queues)
 	e.mu.Unlock()
-	if err != nil {
+	if err = errors.Join(err, qerr); err != nil {
 		return fmt.Errorf("encode alert state: %w", err)
 	}
 	if err := e.o.Store.Update(ctx, func(tx *store.Tx) error {
-		return tx.CursorSet(StateCursor, string(raw))
+		if err := tx.CursorSet(StateCursor, string(raw)); err != nil {
+			return err
+		}
+		return tx.CursorSet(QueueCursor, string(rawQueue))
 	}); err != nil {
 		return fmt.Errorf("save alert state: %w", err)
 	}

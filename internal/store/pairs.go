@@ -80,3 +80,11 @@ func (t *Tx) PairList(syncID, after string, limit int) ([]IssuePair, error) {
 		`SELECT `+pairCols+` FROM issue_pairs WHERE sync_id = ? AND local_id > ? ORDER BY local_id LIMIT ?`,
 		func(r *sql.Rows) (IssuePair, error) { return scanPair(r) }, syncID, after, limitOr(limit, 1000))
 }
+
+// PairDelete dissolves the pair of a local issue (the partner issue was
+// deleted); dissolving one that does not exist is no error.
+func (t *Tx) PairDelete(syncID, localID string) error {
+	_, err := t.exec("dissolve pair of local issue "+localID,
+		`DELETE FROM issue_pairs WHERE sync_id = ? AND local_id = ?`, syncID, localID)
+	return err
+}
