@@ -78,7 +78,7 @@ func cmdCheck(env Env, args []string) int {
 			fmt.Fprintf(env.Stdout, "The bridge will not start %s until they are granted.\n", strings.Join(stop, ", "))
 		}
 		if len(back) > 0 {
-			fmt.Fprintf(env.Stdout, "Comments and attachments still sync, but a partner's edits and deletions of the bridge's copies "+
+			fmt.Fprintf(env.Stdout, "Everything else still syncs, but a partner's edits and deletions "+
 				"cannot reach the originals here (%s): such changes park, naming the permission, until it is granted and they are retried.\n",
 				strings.Join(back, ", "))
 		}

@@ -3,11 +3,14 @@ package apply
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/jirabridge/jirabridge/internal/detect"
+	"github.com/jirabridge/jirabridge/internal/errclass"
 	"github.com/jirabridge/jirabridge/internal/jira"
+	"github.com/jirabridge/jirabridge/internal/perms"
 	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/internal/wire"
 )
@@ -108,7 +111,18 @@ func (a *Applier) deleted(ctx context.Context, c wire.Change) error {
 }
 
 func (a *Applier) deleteLocal(ctx context.Context, c wire.Change, p store.IssuePair) error {
-	if err := a.o.Jira.DeleteIssue(ctx, p.LocalID); err != nil && !notFound(err) {
+	if err := a.refusedErr(c, perms.FeatureDeletesPropagate); err != nil {
+		return err
+	}
+	err := a.o.Jira.DeleteIssue(ctx, p.LocalID)
+	if jira.StatusOf(err) == http.StatusForbidden && errclass.Of(err) != errclass.Pause {
+		user, _ := a.user(ctx)
+		return errclass.New(errclass.Permanent, "permission", fmt.Errorf(
+			"change %s: the partner deleted %s and this side propagates deletes (deletes: propagate), but the sync user %q may not delete %s: "+
+				"grant DELETE_ISSUES in the project's permission scheme and retry this change, or skip it to keep the issue: %w",
+			c.ID, issueName(c), user, p.LocalKey, err))
+	}
+	if err != nil && !notFound(err) {
 		return fmt.Errorf("delete %s, whose partner %s was deleted: %w", p.LocalKey, issueName(c), err)
 	}
 	a.log.Info("deleted issue whose partner was deleted", "change_id", c.ID, "issue", p.LocalKey, "peer_issue", p.PeerKey)

@@ -13,6 +13,8 @@ import (
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
 	"github.com/jirabridge/jirabridge/internal/jira"
 	"github.com/jirabridge/jirabridge/internal/mapping"
+	"github.com/jirabridge/jirabridge/internal/perms"
+	"github.com/jirabridge/jirabridge/internal/replay"
 	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/internal/wire"
 )
@@ -298,4 +300,59 @@ func TestLostBrowsePermissionIsNoDelete(t *testing.T) {
 		t.Errorf("deletes sent %d, alpha pairs %d; want 0 and 1", w.sentBA[wire.IssueDelete], pairCount(t, w.a))
 	}
 	mustNoDiff(t, w, ref.Key)
+}
+
+// TestDeletePropagateNeedsDeleteIssues: beta propagates deletes but its
+// sync user may not delete issues. With the start-up permission check the
+// feature is refused (everything else syncs); without it Jira's 403 gives
+// the same outcome. Either way the delete parks naming DELETE_ISSUES, the
+// copy stays, and after the grant a retry deletes it.
+func TestDeletePropagateNeedsDeleteIssues(t *testing.T) {
+	t.Parallel()
+	for _, check := range []bool{true, false} {
+		t.Run(map[bool]string{true: "refused at start", false: "jira refuses"}[check], func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			if err := w.beta.Sim.SetPermission("BETA", "DELETE_ISSUES"); err != nil {
+				t.Fatal(err)
+			}
+			w.b.checkPerms = check
+			withDeletes(t, w, w.beta, config.DeletesPropagate)
+			ctx := context.Background()
+			alice := person(t, w.alpha, 0)
+			gone := createIssue(t, alice, w.alpha, "Task", map[string]any{"summary": "to be deleted"})
+			w.settle()
+			if check {
+				if got := strings.Join(w.b.node.Refused(), ","); got != perms.FeatureDeletesPropagate {
+					t.Fatalf("refused %q, want only %s", got, perms.FeatureDeletesPropagate)
+				}
+			}
+			copyKey := w.a.peerKey(t, gone.Key)
+			if err := w.alpha.Client(t, "admin").DeleteIssue(ctx, gone.Key); err != nil {
+				t.Fatal(err)
+			}
+			w.settle()
+			fs := openFailures(t, w.b)
+			if len(fs) != 1 || fs[0].Kind != string(wire.IssueDelete) || !strings.Contains(fs[0].ErrorText, "DELETE_ISSUES") {
+				t.Fatalf("parked on beta %+v, want the delete naming DELETE_ISSUES", fs)
+			}
+			if _, err := w.beta.Sync.GetIssue(ctx, copyKey, []string{"summary"}, nil); err != nil {
+				t.Fatalf("beta's copy must stay until the grant: %v", err)
+			}
+			if err := w.beta.Sim.SetPermission("BETA", "DELETE_ISSUES", "role:Administrators"); err != nil {
+				t.Fatal(err)
+			}
+			w.b.restart()
+			if _, err := replay.Retry(ctx, w.b.st, fs[0].ID); err != nil {
+				t.Fatal(err)
+			}
+			w.settle()
+			if _, err := w.beta.Sync.GetIssue(ctx, copyKey, []string{"summary"}, nil); jira.StatusOf(err) != http.StatusNotFound {
+				t.Errorf("beta's copy %s after grant and retry: err %v, want 404", copyKey, err)
+			}
+			if open := openFailures(t, w.b); len(open) != 0 {
+				t.Errorf("beta has open failures after the retry: %+v", open)
+			}
+		})
+	}
 }

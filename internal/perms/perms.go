@@ -39,6 +39,10 @@ const (
 	// deletes the bridge's copy of an attachment added here; the original
 	// here is deleted as the sync user (DELETE_ALL_ATTACHMENTS).
 	FeatureAttachmentDeletesToOriginals = "attachment-deletes-to-originals"
+	// FeatureDeletesPropagate: with `deletes: propagate` the partner's
+	// delete of a synced issue deletes the issue here too (DELETE_ISSUES).
+	// Without it the rest syncs, and only such deletes park.
+	FeatureDeletesPropagate = "deletes-propagate"
 )
 
 // Need is one permission a feature needs.
@@ -80,6 +84,10 @@ var needs = map[string][]Need{
 		{FeatureAttachmentDeletesToOriginals, "DELETE_ALL_ATTACHMENTS", "apply a partner person's deletion of the bridge's copy to the original attachment here, " +
 			"which a person added; without it attachments still sync and only such deletions park"},
 	},
+	FeatureDeletesPropagate: {
+		{FeatureDeletesPropagate, "DELETE_ISSUES", "delete the issue here when the partner deletes its copy (deletes: propagate); " +
+			"without it everything else syncs and only such deletes park"},
+	},
 	FeatureWatchers: {
 		{FeatureWatchers, "MANAGE_WATCHERS", "add and remove the partner's watchers"},
 	},
@@ -111,15 +119,19 @@ func Features(def *config.SyncDef) []string {
 			fs = append(fs, f.names...)
 		}
 	}
+	if def.Deletes == config.DeletesPropagate {
+		fs = append(fs, FeatureDeletesPropagate)
+	}
 	return fs
 }
 
 // IsWriteBack reports whether a feature is the write-back of a partner's
-// edit or deletion to an original here: without it the feature it belongs
-// to (comments, attachments) still runs, and only such changes park.
+// edit or deletion to an original here (a person's comment, attachment or,
+// with deletes: propagate, issue): without it the feature it belongs to
+// still runs, and only such changes park.
 func IsWriteBack(feature string) bool {
 	switch feature {
-	case FeatureCommentEditsToOriginals, FeatureCommentDeletesToOriginals, FeatureAttachmentDeletesToOriginals:
+	case FeatureCommentEditsToOriginals, FeatureCommentDeletesToOriginals, FeatureAttachmentDeletesToOriginals, FeatureDeletesPropagate:
 		return true
 	}
 	return false
@@ -175,7 +187,7 @@ func Check(ctx context.Context, c *jira.Client, projectKey string, features []st
 
 func known() []string {
 	return []string{FeatureIssues, FeatureWorkflows, FeatureComments, FeatureCommentEditsToOriginals, FeatureCommentDeletesToOriginals,
-		FeatureAttachments, FeatureAttachmentDeletesToOriginals, FeatureWatchers, FeatureLinks, FeatureSubtasks}
+		FeatureAttachments, FeatureAttachmentDeletesToOriginals, FeatureWatchers, FeatureLinks, FeatureSubtasks, FeatureDeletesPropagate}
 }
 
 // Missing returns the rows whose permission is missing.

@@ -97,6 +97,15 @@ func TestFeaturesFollowTheSwitches(t *testing.T) {
 	if want := "issues,workflows,comments,comment-edits-to-originals,comment-deletes-to-originals,links"; got != want {
 		t.Errorf("Features = %s, want %s", got, want)
 	}
+	def.Deletes = config.DeletesPropagate
+	got = strings.Join(perms.Features(def), ",")
+	if want := "issues,workflows,comments,comment-edits-to-originals,comment-deletes-to-originals,links,deletes-propagate"; got != want {
+		t.Errorf("Features with deletes: propagate = %s, want %s", got, want)
+	}
+	if !perms.IsWriteBack(perms.FeatureDeletesPropagate) || perms.Needs(perms.FeatureDeletesPropagate)[0].Permission != "DELETE_ISSUES" {
+		t.Errorf("deletes-propagate: write-back %v, needs %+v; want a write-back needing DELETE_ISSUES",
+			perms.IsWriteBack(perms.FeatureDeletesPropagate), perms.Needs(perms.FeatureDeletesPropagate))
+	}
 	if _, err := perms.Check(context.Background(), nil, "P", []string{"nope"}); err == nil {
 		t.Error("unknown feature accepted")
 	}
