@@ -434,6 +434,7 @@ func (c *watcherCollector) Collect(ctx context.Context, in *Input) ([]Found, err
 	}
 	var out []Found
 	stamp := strconv.Itoa(seq + 1)
+	clocks := in.stamper(KindWatcherClock) // the conflict rule's times: see clock.go
 	sort.Strings(names)
 	for _, n := range names {
 		if prev[n] {
@@ -445,8 +446,9 @@ func (c *watcherCollector) Collect(ctx context.Context, in *Input) ([]Found, err
 			c.stats.UnmappableWatchers.Add(1)
 			continue
 		}
+		wat, clk := clocks.next(n)
 		out = append(out, Found{At: at, Change: wire.Change{ID: in.ChangeID("w" + is.ID + "/" + stamp + "/+" + n), IssueID: is.ID, IssueKey: is.Key,
-			Kind: wire.WatcherAdd, At: at, Watcher: wu}})
+			Kind: wire.WatcherAdd, At: wat, Watcher: wu}, Sent: []store.SentItem{clk}})
 	}
 	gone := prevNames
 	for _, n := range gone {
@@ -465,13 +467,14 @@ func (c *watcherCollector) Collect(ctx context.Context, in *Input) ([]Found, err
 			c.stats.UnmappableWatchers.Add(1)
 			continue
 		}
+		wat, clk := clocks.next(n)
 		out = append(out, Found{At: at, Change: wire.Change{ID: in.ChangeID("w" + is.ID + "/" + stamp + "/-" + n), IssueID: is.ID, IssueKey: is.Key,
-			Kind: wire.WatcherRemove, At: at, Watcher: wu}})
+			Kind: wire.WatcherRemove, At: wat, Watcher: wu}, Sent: []store.SentItem{clk}})
 	}
 	if len(out) == 0 {
 		return []Found{{At: at, Sent: rec}}, nil
 	}
-	out[len(out)-1].Sent = rec
+	out[len(out)-1].Sent = append(out[len(out)-1].Sent, rec...)
 	return out, nil
 }
 
@@ -495,10 +498,33 @@ func (c *linkCollector) Collect(ctx context.Context, in *Input) ([]Found, error)
 	var out []Found
 	present := map[string]bool{}
 	for _, l := range ls {
+		if l.OutwardIssue != nil && l.ID != "" {
+			present[l.ID] = true
+		}
+	}
+	// Removals go first: a link removed and made again (a new id, the
+	// same element) must end up made on the peer, and its stamps must
+	// grow in that order too.
+	clocks := in.stamper(KindLinkClock) // the conflict rule's times: see clock.go
+	for _, id := range in.sentIDs(KindLink) {
+		if present[id] {
+			continue
+		}
+		v, _ := in.SentVersion(KindLink, id)
+		state, alias, other := ParseLinkVersion(v)
+		if state != LinkActive {
+			continue
+		}
+		lat, clk := clocks.next(LinkClockID(alias, other))
+		out = append(out, Found{At: at,
+			Change: wire.Change{ID: in.ChangeID("l" + id + "/d"), IssueID: is.ID, IssueKey: is.Key, Kind: wire.LinkRemove, At: lat,
+				Link: &wire.Link{ID: id, Type: alias, OtherIssueID: other, Direction: "outward"}},
+			Sent: []store.SentItem{in.SentItem(KindLink, id, LinkVersion(LinkRemoved, alias, other)), clk}})
+	}
+	for _, l := range ls {
 		if l.OutwardIssue == nil || l.ID == "" {
 			continue // sent from the other end, where it is outward
 		}
-		present[l.ID] = true
 		if _, sent := in.SentVersion(KindLink, l.ID); sent {
 			continue
 		}
@@ -519,24 +545,11 @@ func (c *linkCollector) Collect(ctx context.Context, in *Input) ([]Found, error)
 			out = append(out, Found{At: at, Sent: []store.SentItem{in.SentItem(KindLink, l.ID, LinkVersion(LinkSkipped, alias, l.OutwardIssue.ID))}})
 			continue
 		}
+		lat, clk := clocks.next(LinkClockID(alias, l.OutwardIssue.ID))
 		out = append(out, Found{At: at,
-			Change: wire.Change{ID: in.ChangeID("l" + l.ID), IssueID: is.ID, IssueKey: is.Key, Kind: wire.LinkAdd, At: at,
+			Change: wire.Change{ID: in.ChangeID("l" + l.ID), IssueID: is.ID, IssueKey: is.Key, Kind: wire.LinkAdd, At: lat,
 				Link: &wire.Link{ID: l.ID, Type: alias, OtherIssueID: l.OutwardIssue.ID, Direction: "outward"}},
-			Sent: []store.SentItem{in.SentItem(KindLink, l.ID, LinkVersion(LinkActive, alias, l.OutwardIssue.ID))}})
-	}
-	for _, id := range in.sentIDs(KindLink) {
-		if present[id] {
-			continue
-		}
-		v, _ := in.SentVersion(KindLink, id)
-		state, alias, other := ParseLinkVersion(v)
-		if state != LinkActive {
-			continue
-		}
-		out = append(out, Found{At: at,
-			Change: wire.Change{ID: in.ChangeID("l" + id + "/d"), IssueID: is.ID, IssueKey: is.Key, Kind: wire.LinkRemove, At: at,
-				Link: &wire.Link{ID: id, Type: alias, OtherIssueID: other, Direction: "outward"}},
-			Sent: []store.SentItem{in.SentItem(KindLink, id, LinkVersion(LinkRemoved, alias, other))}})
+			Sent: []store.SentItem{in.SentItem(KindLink, l.ID, LinkVersion(LinkActive, alias, l.OutwardIssue.ID)), clk}})
 	}
 	return out, nil
 }

@@ -272,7 +272,8 @@ func (d *Detector) PollIssue(ctx context.Context, idOrKey string) (Result, error
 
 // Resync sends the current state of every sync issue matching jql (empty:
 // all) again, as an IssueUpdate with all sent fields, the issue type and
-// the status; the peer applies only what differs. Issues never sent are
+// the status, followed by its whole watcher and link sets (WatcherSet,
+// LinkSet) where those are synced; the peer applies only what differs. Issues never sent are
 // sent as IssueCreate. History entries up to now are then covered and not
 // sent again.
 func (d *Detector) Resync(ctx context.Context, jql string) (Result, error) {
@@ -606,6 +607,13 @@ func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result
 		}
 		f.Sent = append(f.Sent, d.baseline(is))
 		found = append(found, f)
+		if f.Err == nil {
+			fs, err := d.resyncSets(ctx, in, m.resync)
+			if err != nil {
+				return err
+			}
+			found = append(found, fs...)
+		}
 	case m.initial && !in.pairedHere(ctx):
 		// The initial sync sends only issues people created; the others
 		// came from the peer before this bridge kept records (a new
@@ -726,7 +734,11 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 			n++
 		}
 		for _, p := range puts {
-			if err := tx.SentPut(p); err != nil {
+			put := tx.SentPut
+			if IsClockKind(p.ItemKind) {
+				put = func(s store.SentItem) error { return MergeClock(tx, s) }
+			}
+			if err := put(p); err != nil {
 				return err
 			}
 		}

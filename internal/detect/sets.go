@@ -1,0 +1,124 @@
+package detect
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/jirabridge/jirabridge/internal/jira"
+	"github.com/jirabridge/jirabridge/internal/store"
+	"github.com/jirabridge/jirabridge/internal/wire"
+)
+
+// A resync sends an issue's whole watcher set and link set (wire.WatcherSet,
+// wire.LinkSet), so it repairs sets that came apart whatever happened to
+// them. A set is stamped newer than every element of its kind known here
+// and sets the kind's floor clock (see clock.go): the peer takes it for
+// every element unless a person there changed that one more recently.
+
+// setResyncer is a collector that can send its kind's whole state for a
+// resync.
+type setResyncer interface {
+	resyncSet(ctx context.Context, in *Input, stamp string) (Found, bool, error)
+}
+
+// resyncSets collects the sets of the collectors that have them.
+func (d *Detector) resyncSets(ctx context.Context, in *Input, stamp string) ([]Found, error) {
+	var out []Found
+	for _, c := range d.collectors[1:] {
+		r, ok := c.(setResyncer)
+		if !ok {
+			continue
+		}
+		f, ok, err := r.resyncSet(ctx, in, stamp)
+		if err != nil {
+			return nil, fmt.Errorf("resync %s of %s: %w", c.Name(), in.Issue.Key, err)
+		}
+		if ok {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+func (c *watcherCollector) resyncSet(ctx context.Context, in *Input, stamp string) (Found, bool, error) {
+	is := in.Issue
+	if busy, err := in.busy(ctx, KindWatchers); err != nil || busy {
+		if busy {
+			in.d.log.Warn("resync leaves the watchers alone: the peer's watcher change is being applied", "issue", is.Key)
+		}
+		return Found{}, false, err
+	}
+	ws, err := in.Jira.Watchers(ctx, is.ID)
+	if err != nil {
+		return Found{}, false, fmt.Errorf("read watchers: %w", err)
+	}
+	sort.Slice(ws, func(i, j int) bool { return ws[i].Name < ws[j].Name })
+	var names []string
+	var users []wire.User
+	for _, u := range ws {
+		if in.IsSyncUser(&u) || u.Name == "" {
+			continue
+		}
+		names = append(names, u.Name)
+		if wu := in.Author(&u); wu != nil {
+			users = append(users, *wu) // the others cannot be sent: skipped
+		}
+	}
+	prev, _ := in.SentVersion(KindWatchers, "")
+	seq, _ := ParseWatcherRecord(prev)
+	at := in.clockFloor(KindWatcherClock)
+	return Found{At: is.Updated(),
+		Change: wire.Change{ID: in.ChangeID("w" + is.ID + "/r" + stamp), IssueID: is.ID, IssueKey: is.Key, Kind: wire.WatcherSet, At: at, Watchers: users},
+		Sent: []store.SentItem{in.SentItem(KindWatchers, "", WatcherRecord(seq, names)), in.SentItem(KindWatcherClock, "", ClockVersion(at))},
+	}, true, nil
+}
+
+func (c *linkCollector) resyncSet(ctx context.Context, in *Input, stamp string) (Found, bool, error) {
+	is := in.Issue
+	if busy, err := in.busy(ctx, KindLink); err != nil || busy {
+		if busy {
+			in.d.log.Warn("resync leaves the links alone: the peer's link change is being applied", "issue", is.Key)
+		}
+		return Found{}, false, err
+	}
+	var ls []jira.IssueLink
+	if _, err := is.Field("issuelinks", &ls); err != nil {
+		return Found{}, false, err
+	}
+	var set []wire.Link
+	var sent []store.SentItem
+	present := map[string]bool{}
+	for _, l := range ls {
+		if l.OutwardIssue == nil || l.ID == "" {
+			continue // in the other issue's set
+		}
+		present[l.ID] = true
+		alias, ok := in.Mapping.LinkTypeAlias(l.Type.Name)
+		if !ok {
+			continue // not synced; the poll records and counts it
+		}
+		synced, err := in.synced(ctx, l.OutwardIssue.ID)
+		if err != nil {
+			return Found{}, false, err
+		}
+		if !synced {
+			continue
+		}
+		set = append(set, wire.Link{ID: l.ID, Type: alias, OtherIssueID: l.OutwardIssue.ID, Direction: "outward"})
+		sent = append(sent, in.SentItem(KindLink, l.ID, LinkVersion(LinkActive, alias, l.OutwardIssue.ID)))
+	}
+	// Links recorded as made that are gone: the set says so.
+	for _, id := range in.sentIDs(KindLink) {
+		v, _ := in.SentVersion(KindLink, id)
+		if state, alias, other := ParseLinkVersion(v); !present[id] && state == LinkActive {
+			sent = append(sent, in.SentItem(KindLink, id, LinkVersion(LinkRemoved, alias, other)))
+		}
+	}
+	at := in.clockFloor(KindLinkClock)
+	sent = append(sent, in.SentItem(KindLinkClock, "", ClockVersion(at)))
+	return Found{At: is.Updated(),
+		Change: wire.Change{ID: in.ChangeID("l" + is.ID + "/r" + stamp), IssueID: is.ID, IssueKey: is.Key, Kind: wire.LinkSet, At: at, Links: set},
+		Sent:   sent,
+	}, true, nil
+}
