@@ -70,7 +70,7 @@ func (c *watcherCollector) resyncSet(ctx context.Context, in *Input, stamp strin
 	at := in.clockFloor(KindWatcherClock)
 	return Found{At: is.Updated(),
 		Change: wire.Change{ID: in.ChangeID("w" + is.ID + "/r" + stamp), IssueID: is.ID, IssueKey: is.Key, Kind: wire.WatcherSet, At: at, Watchers: users},
-		Sent: []store.SentItem{in.SentItem(KindWatchers, "", WatcherRecord(seq, names)), in.SentItem(KindWatcherClock, "", ClockVersion(at))},
+		Sent:   []store.SentItem{in.SentItem(KindWatchers, "", WatcherRecord(seq, names)), in.SentItem(KindWatcherClock, "", ClockVersion(at))},
 	}, true, nil
 }
 
