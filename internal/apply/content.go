@@ -495,13 +495,13 @@ func (a *Applier) watcher(ctx context.Context, cm ContentMapping, c wire.Change,
 	if err != nil && !errors.Is(err, context.Canceled) {
 		// A watcher nobody here matches is skipped, not parked.
 		a.log.Info("watcher not mapped here", "change_id", c.ID, "err", err)
-		return a.unmappedWatcher(ctx, c, p)
+		return a.peerOnlyWatcher(ctx, c, p)
 	}
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return a.unmappedWatcher(ctx, c, p)
+		return a.peerOnlyWatcher(ctx, c, p)
 	}
 	ws, err := a.o.Jira.Watchers(ctx, p.LocalID)
 	if err != nil {

@@ -456,3 +456,57 @@ func TestResyncRepairsWatcherAndLinkSets(t *testing.T) {
 		t.Error("bob still watches on alpha after beta removed him following the resync")
 	}
 }
+
+// A resync from the side that cannot name a watcher (dave exists on alpha
+// only) leaves them watching on the other side, while it still repairs
+// the people both sides know.
+func TestResyncKeepsWatchersThePeerCannotName(t *testing.T) {
+	t.Parallel()
+	w := newCWorld(t, nil)
+	ctx := context.Background()
+	if err := w.alpha.Sim.CreateUser(jiraUser("dave")); err != nil {
+		t.Fatal(err)
+	}
+	ref := w.create(w.alpha, 0, "dave watches")
+	adminA := w.alpha.Client(t, "admin")
+	for _, n := range []string{"bob", "dave"} {
+		if err := adminA.AddWatcher(ctx, ref.Key, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.settle()
+	bk := w.peer(w.a, ref.Key)
+	// Behind the bridges' backs bob stops watching beta's copy.
+	if err := w.beta.Client(t, "admin").RemoveWatcher(ctx, bk, w.beta.People[1]); err != nil {
+		t.Fatal(err)
+	}
+	setWatcherRecord(t, w.b, bk)
+	if _, err := w.b.det.Resync(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	want := []string{"alice@corp.example", "dave@elsewhere.example"}
+	if got := watcherEmails(t, w.alpha, ref.Key); !slices.Equal(got, want) {
+		t.Errorf("alpha watchers after beta's resync %q, want %q (bob gone, dave kept)", got, want)
+	}
+	if w.sentBA[wire.WatcherSet] != 1 {
+		t.Errorf("beta sent %v, want one watcher set", w.sentBA)
+	}
+
+	// Once dave stops watching, beta's next resync no longer names him.
+	if err := adminA.RemoveWatcher(ctx, ref.Key, "dave"); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if err := adminA.AddWatcher(ctx, ref.Key, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	setWatcherRecord(t, w.a, ref.Key) // carol stays on alpha only
+	if _, err := w.b.det.Resync(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if got := watcherEmails(t, w.alpha, ref.Key); !slices.Equal(got, []string{"alice@corp.example"}) {
+		t.Errorf("alpha watchers after the second resync %q, want only alice", got)
+	}
+}

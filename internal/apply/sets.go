@@ -43,6 +43,7 @@ func (a *Applier) clocks(ctx context.Context, localIssue, kind string, ids []str
 // send them, or the sync user).
 func (a *Applier) watcherSet(ctx context.Context, cm ContentMapping, c wire.Change, p store.IssuePair) error {
 	want := map[string]bool{}
+	peerOnly := map[string]bool{} // detect.PeerWatcherID of the set's people nobody here matches
 	for _, u := range c.Watchers {
 		name, ok, err := cm.IncomingUser(ctx, c.IssueKey, u)
 		if errors.Is(err, context.Canceled) {
@@ -50,6 +51,7 @@ func (a *Applier) watcherSet(ctx context.Context, cm ContentMapping, c wire.Chan
 		}
 		if err != nil || !ok {
 			a.log.Info("watcher of a resync not mapped here", "change_id", c.ID, "watcher", cm.UserText(u))
+			peerOnly[detect.PeerWatcherID(u)] = true
 			continue
 		}
 		want[name] = true
@@ -126,6 +128,25 @@ func (a *Applier) watcherSet(ctx context.Context, cm ContentMapping, c wire.Chan
 				}
 			}
 			if err := tx.SentPut(store.SentItem{SyncID: a.o.SyncID, IssueID: p.LocalID, ItemKind: detect.KindWatchers, Version: detect.WatcherRecord(seq, names)}); err != nil {
+				return err
+			}
+		}
+		// The set is the truth about the peer's people this side cannot
+		// name, too.
+		items, err := tx.SentList(a.o.SyncID, p.LocalID)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if it.ItemKind == detect.KindPeerWatcher && !peerOnly[it.ItemID] && it.Version != "0" {
+				it.Version = "0"
+				if err := tx.SentPut(it); err != nil {
+					return err
+				}
+			}
+		}
+		for id := range peerOnly {
+			if err := tx.SentPut(store.SentItem{SyncID: a.o.SyncID, IssueID: p.LocalID, ItemKind: detect.KindPeerWatcher, ItemID: id, Version: "1"}); err != nil {
 				return err
 			}
 		}
@@ -317,4 +338,21 @@ func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change,
 		}
 		return a.commitSet(tx, c, from.LocalID, detect.KindLink, detect.KindLinkClock, busy, conflicts, sent)
 	}))
+}
+
+// peerOnlyWatcher records a peer's watcher that maps to nobody here
+// (detect.KindPeerWatcher) before counting them as unmapped, so a resync
+// from this side leaves them watching on the peer.
+func (a *Applier) peerOnlyWatcher(ctx context.Context, c wire.Change, p store.IssuePair) error {
+	state := "1"
+	if c.Kind == wire.WatcherRemove {
+		state = "0"
+	}
+	if err := storeErr("record peer watcher of "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+		return tx.SentPut(store.SentItem{SyncID: a.o.SyncID, IssueID: p.LocalID, ItemKind: detect.KindPeerWatcher,
+			ItemID: detect.PeerWatcherID(*c.Watcher), Version: state})
+	})); err != nil {
+		return err
+	}
+	return a.unmappedWatcher(ctx, c, p)
 }

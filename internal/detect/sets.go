@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 
@@ -65,6 +66,8 @@ func (c *watcherCollector) resyncSet(ctx context.Context, in *Input, stamp strin
 			users = append(users, *wu) // the others cannot be sent: skipped
 		}
 	}
+	// The peer's own people this side cannot name stay there.
+	users = append(users, in.peerWatchers()...)
 	prev, _ := in.SentVersion(KindWatchers, "")
 	seq, _ := ParseWatcherRecord(prev)
 	at := in.clockFloor(KindWatcherClock)
@@ -121,4 +124,32 @@ func (c *linkCollector) resyncSet(ctx context.Context, in *Input, stamp string) 
 		Change: wire.Change{ID: in.ChangeID("l" + is.ID + "/r" + stamp), IssueID: is.ID, IssueKey: is.Key, Kind: wire.LinkSet, At: at, Links: set},
 		Sent:   sent,
 	}, true, nil
+}
+
+// KindPeerWatcher: the peer's watcher (ItemID PeerWatcherID of the wire
+// user) maps to nobody here; Version "1" while they watch, "0" after. A
+// resync names them in its watcher set, so the peer, where they exist,
+// keeps them instead of removing everyone this side cannot name.
+const KindPeerWatcher = "watcher-peer"
+
+// PeerWatcherID is the item id of a KindPeerWatcher record: the wire user
+// as JSON (struct order: the same user, the same id).
+func PeerWatcherID(u wire.User) string {
+	b, _ := json.Marshal(u) // strings only: cannot fail
+	return string(b)
+}
+
+// peerWatchers lists the peer's watchers recorded as watching there.
+func (in *Input) peerWatchers() []wire.User {
+	var out []wire.User
+	for _, id := range in.sentIDs(KindPeerWatcher) {
+		if v, _ := in.SentVersion(KindPeerWatcher, id); v != "1" {
+			continue
+		}
+		var u wire.User
+		if json.Unmarshal([]byte(id), &u) == nil {
+			out = append(out, u)
+		}
+	}
+	return out
 }
