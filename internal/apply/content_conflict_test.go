@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jirabridge/jirabridge/internal/apply"
 	"github.com/jirabridge/jirabridge/internal/detect"
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
 	"github.com/jirabridge/jirabridge/internal/jira"
+	"github.com/jirabridge/jirabridge/internal/replay"
 	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/internal/wire"
 )
@@ -508,5 +510,85 @@ func TestResyncKeepsWatchersThePeerCannotName(t *testing.T) {
 	w.settle()
 	if got := watcherEmails(t, w.alpha, ref.Key); !slices.Equal(got, []string{"alice@corp.example"}) {
 		t.Errorf("alpha watchers after the second resync %q, want only alice", got)
+	}
+}
+
+// A crash right after a set's Jira writes (before its record): the retry
+// finds nothing left to write, records what is there, and nothing is sent
+// back as a person's change.
+func TestCrashAfterSetWritesSendsNoEcho(t *testing.T) {
+	t.Parallel()
+	for _, step := range []apply.Step{apply.StepWatcher, apply.StepLink} {
+		t.Run(string(step), func(t *testing.T) {
+			t.Parallel()
+			w := newCWorld(t, nil)
+			ctx := context.Background()
+			r1 := w.create(w.alpha, 0, "crash one")
+			r2 := w.create(w.alpha, 0, "crash two")
+			if err := w.alpha.Client(t, "admin").AddWatcher(ctx, r1.Key, "bob"); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.person(w.alpha, 0).CreateLink(ctx, "Blocks", r1.Key, r2.Key); err != nil {
+				t.Fatal(err)
+			}
+			w.settle()
+			b1, b2 := w.peer(w.a, r1.Key), w.peer(w.a, r2.Key)
+			// Beta's copy loses bob and the link behind the bridges' backs.
+			adminB := w.beta.Client(t, "admin")
+			if err := adminB.RemoveWatcher(ctx, b1, w.beta.People[1]); err != nil {
+				t.Fatal(err)
+			}
+			if err := adminB.DeleteLink(ctx, linkTo(t, w.beta, b1, "Blocks", b2).ID); err != nil {
+				t.Fatal(err)
+			}
+			setWatcherRecord(t, w.b, b1)
+			hideLinks(t, w.b, b1)
+
+			crashes := 0
+			w.b.hooks.AfterWrite = func(s apply.Step, c wire.Change) error {
+				if s == step && (c.Kind == wire.WatcherSet || c.Kind == wire.LinkSet) {
+					crashes++
+					return errCrash
+				}
+				return nil
+			}
+			w.b.restart(t)
+			if _, err := w.a.det.Resync(ctx, "id = "+r1.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := move(ctx, w.a, w.b, w.sentAB); err != nil {
+				t.Fatal(err)
+			}
+			_, _ = w.b.rep.Round(ctx)
+			if crashes != 1 {
+				t.Fatalf("%d crashes, want 1", crashes)
+			}
+			// Beta polls while the set is unfinished: the busy marker
+			// keeps its own write from being sent.
+			poll(t, w.b)
+			w.b.hooks.AfterWrite = nil
+			w.b.restart(t)
+			var parked []store.Failure
+			_ = w.b.st.View(ctx, func(tx *store.Tx) error {
+				var err error
+				parked, err = tx.FailureList(syncID, 10, store.FailureOpen)
+				return err
+			})
+			for _, f := range parked {
+				if _, err := replay.Retry(ctx, w.b.st, f.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w.settle()
+			toAlpha := map[string]string{b1: r1.Key, b2: r2.Key}
+			same(t, "watchers", watcherEmails(t, w.alpha, r1.Key), watcherEmails(t, w.beta, b1))
+			same(t, "links", linkSet(t, w.alpha, r1.Key, func(k string) string { return k }), linkSet(t, w.beta, b1, func(k string) string { return toAlpha[k] }))
+			if !watching(t, w.beta, b1, "bob@corp.example") || linkTo(t, w.beta, b1, "Blocks", b2) == nil {
+				t.Error("the resync did not repair beta")
+			}
+			if n := w.sentBA[wire.WatcherAdd] + w.sentBA[wire.WatcherRemove] + w.sentBA[wire.LinkAdd] + w.sentBA[wire.LinkRemove]; n != 0 {
+				t.Errorf("beta sent its own writes back: %v", w.sentBA)
+			}
+		})
 	}
 }

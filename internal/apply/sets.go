@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -83,10 +84,12 @@ func (a *Applier) watcherSet(ctx context.Context, cm ContentMapping, c wire.Chan
 	}
 	var conflicts []store.Conflict
 	var written []string
+	lost := map[string]bool{}
 	for _, n := range diff {
 		localAt := detect.ElementTime(own[n], floor)
 		if !a.peerWins(c.At, localAt) {
 			conflicts = append(conflicts, a.elementConflict(c, p.LocalKey, "watcher "+n, watchState(have[n]), watchState(want[n]), localAt))
+			lost[n] = true
 			continue
 		}
 		if len(written) == 0 {
@@ -113,23 +116,33 @@ func (a *Applier) watcherSet(ctx context.Context, cm ContentMapping, c wire.Chan
 		a.log.Info("conflict", "change_id", c.ID, "issue", cf.Issue, "element", cf.Field, "winner", "local", "local_at", cf.LocalAt, "peer_at", c.At)
 	}
 	return storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
-		// The recorded snapshot moves by the written names only, as for
-		// single changes.
-		prev, had, err := tx.SentGet(a.o.SyncID, p.LocalID, detect.KindWatchers, "")
+		// The recorded snapshot follows Jira now, except for the people
+		// whose local change won (it was sent, or detection sends it): a
+		// retry after a crash between the writes and this record finds
+		// nothing left to write, and must not leave the written names to
+		// be sent back.
+		prev, _, err := tx.SentGet(a.o.SyncID, p.LocalID, detect.KindWatchers, "")
 		if err != nil {
 			return err
 		}
-		if had && len(written) > 0 {
-			seq, names := detect.ParseWatcherRecord(prev)
-			names = slices.DeleteFunc(names, func(n string) bool { return slices.Contains(written, n) })
-			for _, n := range written {
-				if want[n] {
-					names = append(names, n)
-				}
+		seq, names := detect.ParseWatcherRecord(prev)
+		final := maps.Clone(have)
+		for _, n := range written {
+			final[n] = want[n]
+		}
+		var snap []string
+		for _, n := range names {
+			if lost[n] {
+				snap = append(snap, n)
 			}
-			if err := tx.SentPut(store.SentItem{SyncID: a.o.SyncID, IssueID: p.LocalID, ItemKind: detect.KindWatchers, Version: detect.WatcherRecord(seq, names)}); err != nil {
-				return err
+		}
+		for n, on := range final {
+			if on && !lost[n] {
+				snap = append(snap, n)
 			}
+		}
+		if err := tx.SentPut(store.SentItem{SyncID: a.o.SyncID, IssueID: p.LocalID, ItemKind: detect.KindWatchers, Version: detect.WatcherRecord(seq, snap)}); err != nil {
+			return err
 		}
 		// The set is the truth about the peer's people this side cannot
 		// name, too.
@@ -237,11 +250,13 @@ func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change,
 		return fmt.Errorf("read links of %s: %w", from.LocalKey, err)
 	}
 	var diff []*linkElem
+	present := map[string]bool{}
 	for i := range ls {
 		l := ls[i]
 		if l.OutwardIssue == nil {
 			continue
 		}
+		present[l.ID] = true
 		if e, ok := want[l.Type.Name+"|"+l.OutwardIssue.ID]; ok {
 			e.have = &l
 			continue
@@ -259,10 +274,15 @@ func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change,
 			diff = append(diff, &linkElem{alias: alias, typeName: l.Type.Name, to: to, have: &l})
 		}
 	}
+	var sent []store.SentItem
 	for _, e := range want {
 		if e.have == nil {
 			diff = append(diff, e)
+			continue
 		}
+		// Already there (perhaps made by a try that crashed before its
+		// record): recorded, so it is not sent back as new.
+		sent = append(sent, store.SentItem{ItemKind: detect.KindLink, ItemID: e.have.ID, Version: detect.LinkVersion(detect.LinkActive, e.alias, e.to.LocalID)})
 	}
 	sort.Slice(diff, func(i, j int) bool {
 		return diff[i].typeName+"|"+diff[i].to.LocalID < diff[j].typeName+"|"+diff[j].to.LocalID
@@ -276,14 +296,15 @@ func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change,
 		return err
 	}
 	var conflicts []store.Conflict
-	var sent []store.SentItem
 	var made []*linkElem
+	lost := map[string]bool{}
 	busy := false
 	for i, e := range diff {
 		add := e.have == nil
 		localAt := detect.ElementTime(own[ids[i]], floor)
 		if !a.peerWins(c.At, localAt) {
 			conflicts = append(conflicts, a.elementConflict(c, from.LocalKey, "link "+e.typeName+" "+e.to.LocalKey, linkState(!add), linkState(add), localAt))
+			lost[ids[i]] = true
 			continue
 		}
 		if !busy {
@@ -335,6 +356,22 @@ func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change,
 			return append(ws, waiting...)
 		}); err != nil {
 			return err
+		}
+		// Links recorded as made that are gone (removed by a try that
+		// crashed before its record, or by a person and not sent yet):
+		// the set decided them, unless a person's removal won over it and
+		// is still to be sent.
+		items, err := tx.SentList(a.o.SyncID, from.LocalID)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if it.ItemKind != detect.KindLink || present[it.ItemID] {
+				continue
+			}
+			if st, alias, other := detect.ParseLinkVersion(it.Version); st == detect.LinkActive && !lost[detect.LinkClockID(alias, other)] {
+				sent = append(sent, store.SentItem{ItemKind: detect.KindLink, ItemID: it.ItemID, Version: detect.LinkVersion(detect.LinkRemoved, alias, other)})
+			}
 		}
 		return a.commitSet(tx, c, from.LocalID, detect.KindLink, detect.KindLinkClock, busy, conflicts, sent)
 	}))
