@@ -90,6 +90,11 @@ func TestMergeClockOnlyMovesForward(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	if err := st.Update(ctx, func(tx *store.Tx) error {
+		return tx.SyncPut(store.Sync{ID: "s", Name: "t", Role: store.RoleMaster, ProjectKey: "SUP", SyncUser: "bridge", Transport: "file", SelfNode: "a"})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	item := func(at time.Time) store.SentItem {
 		return store.SentItem{SyncID: "s", IssueID: "1", ItemKind: KindWatcherClock, ItemID: "alice", Version: ClockVersion(at)}
