@@ -65,7 +65,23 @@ func cmdCheck(env Env, args []string) int {
 		return ExitFailure
 	}
 	if m := perms.Missing(rows); len(m) > 0 {
-		fmt.Fprintf(env.Stdout, "\n%d permission(s) missing: the bridge will not start %v until they are granted.\n", len(m), perms.Blocked(rows))
+		var stop, back []string
+		for _, f := range perms.Blocked(rows) {
+			if perms.IsWriteBack(f) {
+				back = append(back, f)
+			} else {
+				stop = append(stop, f)
+			}
+		}
+		fmt.Fprintf(env.Stdout, "\n%d permission(s) missing.\n", len(m))
+		if len(stop) > 0 {
+			fmt.Fprintf(env.Stdout, "The bridge will not start %s until they are granted.\n", strings.Join(stop, ", "))
+		}
+		if len(back) > 0 {
+			fmt.Fprintf(env.Stdout, "Comments and attachments still sync, but a partner's edits and deletions of the bridge's copies "+
+				"cannot reach the originals here (%s): such changes park, naming the permission, until it is granted and they are retried.\n",
+				strings.Join(back, ", "))
+		}
 		return ExitFailure
 	}
 	fmt.Fprintln(env.Stdout, "\nAll permissions present.")

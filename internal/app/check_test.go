@@ -137,3 +137,55 @@ func TestCheck(t *testing.T) {
 		t.Errorf("check with all permissions: exit %d\n%s\n%s", code, out, errs)
 	}
 }
+
+// A sync user without EDIT_ALL_COMMENTS and DELETE_ALL_COMMENTS (no project
+// administrator) can sync comments; check shows exactly the write-back of
+// a partner's edits and deletions to the originals as missing, with what
+// to do, and says that comments still sync.
+func TestCheckShowsMissingWriteBackToOriginals(t *testing.T) {
+	t.Parallel()
+	sim, url := newSim(t)
+	for _, p := range []string{"EDIT_ALL_COMMENTS", "DELETE_ALL_COMMENTS"} {
+		if err := sim.SetPermission("SUP", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncFile := filepath.Join(t.TempDir(), "sync.yaml")
+	if err := os.WriteFile(syncFile, []byte(`name: partner
+project: SUP
+issue_types: {Bug: bug}
+statuses: {To Do: todo}
+fields:
+  - {local: summary, alias: summary}
+comments: {enabled: true}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"JIRABRIDGE_JIRA_BASE_URL": url, "JIRABRIDGE_JIRA_USER": "sync-a", "JIRABRIDGE_JIRA_PASSWORD": "right",
+		"JIRABRIDGE_SYNC_FILE": syncFile}
+	var out, errOut bytes.Buffer
+	code := Main([]string{"check"}, Env{Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return env[k] }})
+	if code != ExitFailure {
+		t.Fatalf("exit %d, want %d\n%s\n%s", code, ExitFailure, out.String(), errOut.String())
+	}
+	var missing []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 2 && f[2] == "MISSING" {
+			missing = append(missing, f[0]+"/"+f[1])
+			if !strings.Contains(line, "grant "+f[1]+` to the sync user "sync-a"`) {
+				t.Errorf("no what-to-do on %q", line)
+			}
+		}
+		if len(f) > 2 && f[0] == "comments" && f[2] != "present" {
+			t.Errorf("comments themselves shown missing: %q", line)
+		}
+	}
+	if got, want := strings.Join(missing, ","), "comment-edits-to-originals/EDIT_ALL_COMMENTS,comment-deletes-to-originals/DELETE_ALL_COMMENTS"; got != want {
+		t.Errorf("missing %s, want %s\n%s", got, want, out.String())
+	}
+	if s := out.String(); !strings.Contains(s, "2 permission(s) missing") || !strings.Contains(s, "Comments and attachments still sync") ||
+		strings.Contains(s, "will not start") {
+		t.Errorf("summary:\n%s", s)
+	}
+}

@@ -746,24 +746,18 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 			Content    *contentSkipped `json:"content_skipped,omitempty"`
 		}{statusReport: rep}
 		d.mu.Lock()
-		l, n := d.link, d.node
+		l := d.link
 		d.mu.Unlock()
 		if l != nil {
 			if ls, err := l.Status(r.Context()); err == nil {
 				out.LinkDetail = &ls
 			}
 		}
-		// What detection left out on purpose since the start: links to
-		// issues that are not synced, watchers the user policy cannot
-		// send, filtered attachments, restricted comments.
-		if n != nil {
-			if st := n.Detector().Stats(); st != nil {
-				out.Content = &contentSkipped{
-					SkippedLinks: st.SkippedLinks.Load(), UnmappableWatchers: st.UnmappableWatchers.Load(),
-					FilteredAttachments: st.FilteredAttachments.Load(), RestrictedComments: st.RestrictedComments.Load(),
-				}
-			}
-		}
+		// What the bridge leaves out on purpose (links to issues that are
+		// not synced, watchers the user policy cannot map, filtered
+		// attachments, restricted comments), from the store: the items
+		// themselves are in "skipped".
+		out.Content = contentSkippedOf(rep.Skipped)
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -778,13 +772,17 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 	return srv, nil
 }
 
-// contentSkipped is what detection did not send on purpose, shown by the
-// daemon's /status.
+// contentSkipped counts, per kind, what the bridge leaves out on purpose
+// (both directions: not sent, or not applied here), shown by the daemon's
+// /status. The field names predate the store's list and stay for the
+// dashboards that read them: links_to_unsynced_issues counts every
+// skipped link (other end not synced or not arrived, type not mapped).
 type contentSkipped struct {
 	SkippedLinks        int64 `json:"links_to_unsynced_issues"`
 	UnmappableWatchers  int64 `json:"unmappable_watchers"`
 	FilteredAttachments int64 `json:"filtered_attachments"`
 	RestrictedComments  int64 `json:"restricted_comments"`
+	Total               int64 `json:"total"`
 }
 
 // checkFunc adapts a function to ops.Checker.

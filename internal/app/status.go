@@ -41,6 +41,8 @@ type statusReport struct {
 	Parked      int `json:"parked_changes"`
 	Conflicts   int `json:"conflicts"`
 	Quarantined int `json:"quarantined"`
+
+	Skipped skippedReport `json:"skipped"`
 }
 
 type linkReport struct {
@@ -134,17 +136,20 @@ func gatherStatus(ctx context.Context, st *store.Store, syncID string, local *ha
 				r.Quarantined++
 			}
 		}
-		return nil
+		r.Skipped, err = gatherSkipped(tx, syncID, statusSkippedNewest)
+		return err
 	})
 	return r, err
 }
 
 func cmdStatus(env Env, args []string) int {
-	fs := newFlagSet(env, "status", "status [--json]\n\n"+
+	fs := newFlagSet(env, "status", "status [--json] [--skipped]\n\n"+
 		"Shows the sync's state and reason, the set-up progress (for a slave in\n"+
-		"UPDATE REQUIRED: exactly the aliases still to map), the link figures and the\n"+
-		"counts of synced issues, parked changes and conflicts.")
+		"UPDATE REQUIRED: exactly the aliases still to map), the link figures, the\n"+
+		"counts of synced issues, parked changes and conflicts, and what the bridge\n"+
+		"skipped on purpose (the newest entries; --skipped lists all).")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	allSkipped := fs.Bool("skipped", false, "list every item skipped on purpose, not only the newest")
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -163,6 +168,16 @@ func cmdStatus(env Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "status: %v\n", err)
 		return ExitFailure
 	}
+	if *allSkipped {
+		if err := s.st.View(ctxOf(env), func(tx *store.Tx) error {
+			var err error
+			r.Skipped, err = gatherSkipped(tx, sy.ID, -1)
+			return err
+		}); err != nil {
+			fmt.Fprintf(env.Stderr, "status: %v\n", err)
+			return ExitFailure
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
@@ -172,6 +187,7 @@ func cmdStatus(env Env, args []string) int {
 		return ExitOK
 	}
 	printStatus(env.Stdout, r)
+	printSkipped(env.Stdout, r.Skipped, *allSkipped)
 	if err := handshake.CheckFixed(sy, s.fixed()); err != nil {
 		fmt.Fprintf(env.Stdout, "\nWARNING: %v\n", err)
 	}

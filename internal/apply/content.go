@@ -238,6 +238,9 @@ func (a *Applier) commentAdd(ctx context.Context, cm ContentMapping, c wire.Chan
 	if err != nil {
 		return err
 	}
+	if done, err := a.commentCopyKnown(ctx, c, p, body, vis); done || err != nil {
+		return err // resent (resync): see resync.go
+	}
 	had, err := a.setIntent(ctx, c)
 	if err != nil {
 		return err
@@ -281,7 +284,8 @@ func (a *Applier) commentAdd(ctx context.Context, cm ContentMapping, c wire.Chan
 // the original here (PeerID) or the bridge's copy of the peer's comment.
 func (a *Applier) localComment(ctx context.Context, c wire.Change) (id string, copy bool, ok bool, err error) {
 	if c.Comment.PeerID != "" {
-		return c.Comment.PeerID, false, true, nil
+		// A notice is no comment of the receiver's: nothing to change there.
+		return c.Comment.PeerID, false, !strings.HasPrefix(c.Comment.PeerID, "notice-"), nil
 	}
 	id, ok, err = a.cursor(ctx, a.commentKey(c.Comment.ID))
 	return id, true, ok, err
@@ -326,10 +330,21 @@ func (a *Applier) commentEdit(ctx context.Context, cm ContentMapping, c wire.Cha
 	if err != nil {
 		return err
 	}
+	if cur.Body == body && sameVisibility(cur.Visibility, vis) {
+		return a.record(ctx, c, p.LocalID, id, nil, nil) // already so (a resync sends edits again)
+	}
+	if !isCopy {
+		if err := commentEditBack.refused(a, c); err != nil {
+			return err
+		}
+	}
 	got, err := a.o.Jira.EditComment(ctx, p.LocalID, id, body, vis)
 	if notFound(err) {
 		a.log.Info("edited comment is gone here", "change_id", c.ID, "comment", id)
 		return a.record(ctx, c, p.LocalID, "", nil, nil)
+	}
+	if err != nil && !isCopy {
+		return commentEditBack.jiraErr(ctx, a, c, id, p.LocalKey, err)
 	}
 	if err != nil {
 		return fmt.Errorf("edit comment %s of %s: %w", id, p.LocalKey, err)
@@ -345,14 +360,28 @@ func (a *Applier) commentDelete(ctx context.Context, c wire.Change, p store.Issu
 	if c.Comment == nil {
 		return badChange(c, "comment change without a comment")
 	}
-	id, _, ok, err := a.localComment(ctx, c)
+	id, isCopy, ok, err := a.localComment(ctx, c)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return a.record(ctx, c, p.LocalID, "", nil, nil)
 	}
+	if gone, err := a.goneHere(ctx, p.LocalID, detect.KindComment, id); err != nil || gone {
+		return errOr(err, func() error { return a.record(ctx, c, p.LocalID, "", nil, nil) }) // a resync sends deletes again
+	}
+	if !isCopy {
+		if err := commentDeleteBack.refused(a, c); err != nil {
+			if _, gerr := a.o.Jira.Comment(ctx, p.LocalID, id); notFound(gerr) {
+				return a.record(ctx, c, p.LocalID, "", nil, nil) // gone already: nothing to refuse
+			}
+			return err
+		}
+	}
 	if err := a.o.Jira.DeleteComment(ctx, p.LocalID, id); err != nil && !notFound(err) {
+		if !isCopy {
+			return commentDeleteBack.jiraErr(ctx, a, c, id, p.LocalKey, err)
+		}
 		return fmt.Errorf("delete comment %s of %s: %w", id, p.LocalKey, err)
 	}
 	if err := a.after(StepComment, c); err != nil {
@@ -386,12 +415,15 @@ func (a *Applier) attachmentAdd(ctx context.Context, c wire.Change, p store.Issu
 		return badChange(c, fmt.Sprintf("attachment %q does not match its checksum", at.Filename))
 	}
 	want := sha(at.Data)
+	if done, err := a.attachmentCopyKnown(ctx, c, p, want); done || err != nil {
+		return err // resent (resync): see resync.go
+	}
 	had, err := a.setIntent(ctx, c)
 	if err != nil {
 		return err
 	}
 	var got *jira.Attachment
-	if had {
+	if had || detect.IsResyncChange(c.ID) {
 		// The marker: an attachment by the sync user with the same name,
 		// size and content.
 		user, err := a.user(ctx)
@@ -407,7 +439,7 @@ func (a *Applier) attachmentAdd(ctx context.Context, c wire.Change, p store.Issu
 			if x.Filename != at.Filename || x.Size != int64(len(at.Data)) || x.Author == nil || x.Author.Name != user {
 				continue
 			}
-			if taken, err := a.attachmentTaken(ctx, p.LocalID, x.ID); err != nil || taken {
+			if taken, err := a.attachmentTaken(ctx, p.LocalID, x.ID, at.ID); err != nil || taken {
 				if err != nil {
 					return err
 				}
@@ -450,12 +482,12 @@ func (a *Applier) attachmentAdd(ctx context.Context, c wire.Change, p store.Issu
 }
 
 // attachmentTaken reports whether a local attachment is already the copy
-// of another peer attachment (two uploads of the same file).
-func (a *Applier) attachmentTaken(ctx context.Context, localIssue, id string) (bool, error) {
+// of another peer attachment than peerID (two uploads of the same file).
+func (a *Applier) attachmentTaken(ctx context.Context, localIssue, id, peerID string) (bool, error) {
 	var ok bool
 	err := a.o.Store.View(ctx, func(tx *store.Tx) error {
-		var err error
-		_, ok, err = tx.SentGet(a.o.SyncID, localIssue, detect.KindAttachmentPeer, id)
+		v, had, err := tx.SentGet(a.o.SyncID, localIssue, detect.KindAttachmentPeer, id)
+		ok = had && v != peerID
 		return err
 	})
 	return ok, storeErr("read attachment records", err)
@@ -476,7 +508,21 @@ func (a *Applier) attachmentDelete(ctx context.Context, c wire.Change, p store.I
 			return a.record(ctx, c, p.LocalID, "", nil, nil) // never copied here
 		}
 	}
+	if gone, err := a.goneHere(ctx, p.LocalID, detect.KindAttachment, id); err != nil || gone {
+		return errOr(err, func() error { return a.record(ctx, c, p.LocalID, "", nil, nil) }) // a resync sends deletes again
+	}
+	if at.PeerID != "" {
+		if err := attachmentDeleteBk.refused(a, c); err != nil {
+			if _, gerr := a.o.Jira.Attachment(ctx, id); notFound(gerr) {
+				return a.record(ctx, c, p.LocalID, "", nil, nil) // gone already: nothing to refuse
+			}
+			return err
+		}
+	}
 	if err := a.o.Jira.DeleteAttachment(ctx, id); err != nil && !notFound(err) {
+		if at.PeerID != "" {
+			return attachmentDeleteBk.jiraErr(ctx, a, c, id, p.LocalKey, err)
+		}
 		return fmt.Errorf("delete attachment %s of %s: %w", id, p.LocalKey, err)
 	}
 	if err := a.after(StepAttachment, c); err != nil {
@@ -495,13 +541,13 @@ func (a *Applier) watcher(ctx context.Context, cm ContentMapping, c wire.Change,
 	if err != nil && !errors.Is(err, context.Canceled) {
 		// A watcher nobody here matches is skipped, not parked.
 		a.log.Info("watcher not mapped here", "change_id", c.ID, "err", err)
-		return a.peerOnlyWatcher(ctx, c, p)
+		return a.peerOnlyWatcher(ctx, cm, c, p)
 	}
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return a.peerOnlyWatcher(ctx, c, p)
+		return a.peerOnlyWatcher(ctx, cm, c, p)
 	}
 	ws, err := a.o.Jira.Watchers(ctx, p.LocalID)
 	if err != nil {
@@ -559,6 +605,9 @@ func (a *Applier) watcher(ctx context.Context, cm ContentMapping, c wire.Change,
 		if err := tx.CursorSet(detect.BusyCursor(a.o.SyncID, p.LocalID, detect.KindWatchers), ""); err != nil {
 			return err
 		}
+		if _, err := tx.SkipClear(a.watcherSkip(c, p)); err != nil {
+			return err
+		}
 		_, err = tx.LedgerRecord(store.Applied{ChangeID: c.ID, SyncID: a.o.SyncID, Issue: p.LocalID, Result: name, AppliedAt: tx.Now()})
 		return err
 	}))
@@ -606,8 +655,18 @@ func (a *Applier) newCopyWatchers(ctx context.Context, issueID string) (*store.S
 // watchers the user policy could not map here (skipped, for status).
 func UnmappedWatchersCursor(syncID string) string { return "watchers-unmapped/" + syncID }
 
-func (a *Applier) unmappedWatcher(ctx context.Context, c wire.Change, p store.IssuePair) error {
+func (a *Applier) unmappedWatcher(ctx context.Context, cm ContentMapping, c wire.Change, p store.IssuePair) error {
 	return storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+		// Listed for status while the peer's person watches; a removal
+		// ends it.
+		if c.Kind == wire.WatcherRemove {
+			if _, err := tx.SkipClear(a.watcherSkip(c, p)); err != nil {
+				return err
+			}
+		} else if err := tx.SkipRecord(store.Skip{SkipKey: a.watcherSkip(c, p), IssueKey: p.LocalKey,
+			Reason: unmappedWatcherReason(*c.Watcher, cm.Def())}); err != nil {
+			return err
+		}
 		v, _, err := tx.CursorGet(UnmappedWatchersCursor(a.o.SyncID))
 		if err != nil {
 			return err
@@ -637,25 +696,36 @@ func (a *Applier) link(ctx context.Context, cm ContentMapping, c wire.Change, p 
 	}
 	if c.Kind == wire.LinkRemove {
 		// A removal of a link that still waits drops it from the list.
-		if err := a.editWaiting(ctx, func(ws []wire.Change) []wire.Change {
-			return slices.DeleteFunc(ws, func(w wire.Change) bool { return w.Link != nil && w.Link.ID == c.Link.ID && w.IssueID == c.IssueID })
+		if err := a.unwait(ctx, c, p.LocalID, func(w wire.Change) bool {
+			return w.Link != nil && w.Link.ID == c.Link.ID && w.IssueID == c.IssueID
 		}); err != nil {
 			return err
 		}
 	}
-	if !found {
+	_, typeErr := cm.LinkTypeName(c.IssueKey, c.Link.Type)
+	if !found || typeErr != nil {
 		if c.Kind == wire.LinkAdd {
-			// The other end has not arrived: set the link aside without
-			// holding the lane; it is made when the other end is paired.
-			a.log.Info("link waits for its other end", "change_id", c.ID, "other_peer_issue", c.Link.OtherIssueID)
+			// The other end has not arrived, or the type has no local
+			// name: set the link aside without holding the lane, listed
+			// for status; it is made when both ends are paired and the
+			// type is mapped.
+			reason := waitingLinkReason(c)
+			if typeErr != nil {
+				reason = linkTypeReason(c)
+			}
+			a.log.Info("link set aside", "change_id", c.ID, "other_peer_issue", c.Link.OtherIssueID, "reason", reason)
 			return storeErr("set link aside "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
 				if err := a.editWaitingTx(tx, func(ws []wire.Change) []wire.Change { return append(ws, c) }); err != nil {
+					return err
+				}
+				if err := tx.SkipRecord(store.Skip{SkipKey: a.linkSkip(c, p.LocalID), IssueKey: p.LocalKey, Reason: reason}); err != nil {
 					return err
 				}
 				_, err := tx.LedgerRecord(store.Applied{ChangeID: c.ID, SyncID: a.o.SyncID, Issue: p.LocalID, Result: "waiting", AppliedAt: tx.Now()})
 				return err
 			}))
 		}
+		// A removal of a link never made here: nothing to remove.
 		return a.record(ctx, c, p.LocalID, "", nil, nil)
 	}
 	return a.linkBetween(ctx, cm, c, p, other)
@@ -744,8 +814,15 @@ func orID(p store.IssuePair) string {
 	return p.LocalKey
 }
 
-func (a *Applier) editWaiting(ctx context.Context, fn func([]wire.Change) []wire.Change) error {
-	return storeErr("update waiting links", a.o.Store.Update(ctx, func(tx *store.Tx) error { return a.editWaitingTx(tx, fn) }))
+// unwait drops the waiting links that match (the one made, or removed by
+// the peer) and their entry in the list of skipped items.
+func (a *Applier) unwait(ctx context.Context, c wire.Change, localIssue string, match func(wire.Change) bool) error {
+	return storeErr("update waiting links", a.o.Store.Update(ctx, func(tx *store.Tx) error {
+		if _, err := tx.SkipClear(a.linkSkip(c, localIssue)); err != nil {
+			return err
+		}
+		return a.editWaitingTx(tx, func(ws []wire.Change) []wire.Change { return slices.DeleteFunc(ws, match) })
+	}))
 }
 
 func (a *Applier) editWaitingTx(tx *store.Tx, fn func([]wire.Change) []wire.Change) error {
@@ -799,14 +876,22 @@ func (a *Applier) ApplyWaitingLinks(ctx context.Context) (int, error) {
 		if !f1 || !f2 {
 			continue
 		}
+		if _, terr := cm.LinkTypeName(c.IssueKey, c.Link.Type); terr != nil {
+			// Both ends are here but the type is not mapped: it waits
+			// for the mapping, and status says so.
+			if err := storeErr("list link "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+				return tx.SkipRecord(store.Skip{SkipKey: a.linkSkip(c, from.LocalID), IssueKey: from.LocalKey, Reason: linkTypeReason(c)})
+			})); err != nil {
+				return n, err
+			}
+			continue
+		}
 		// The ledger already holds c (set aside): linkBetween records
 		// again, which the ledger takes as a duplicate.
 		if err := a.linkBetween(ctx, cm, c, from, to); err != nil {
 			return n, err
 		}
-		if err := a.editWaiting(ctx, func(ws []wire.Change) []wire.Change {
-			return slices.DeleteFunc(ws, func(w wire.Change) bool { return w.ID == c.ID })
-		}); err != nil {
+		if err := a.unwait(ctx, c, from.LocalID, func(w wire.Change) bool { return w.ID == c.ID }); err != nil {
 			return n, err
 		}
 		n++

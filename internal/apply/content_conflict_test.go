@@ -52,13 +52,6 @@ func stopClocks(clkA, clkB *enginetest.Clock, skewB time.Duration) {
 	clkB.Advance(x.Add(skewB).Sub(b))
 }
 
-func poll(t *testing.T, sd *side) {
-	t.Helper()
-	if _, err := sd.det.Poll(context.Background()); err != nil {
-		t.Fatalf("poll %s: %v", sd.site.Name, err)
-	}
-}
-
 func conflicts(t *testing.T, sd *side) []store.Conflict {
 	t.Helper()
 	var cs []store.Conflict

@@ -380,7 +380,7 @@ func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change,
 // peerOnlyWatcher records a peer's watcher that maps to nobody here
 // (detect.KindPeerWatcher) before counting them as unmapped, so a resync
 // from this side leaves them watching on the peer.
-func (a *Applier) peerOnlyWatcher(ctx context.Context, c wire.Change, p store.IssuePair) error {
+func (a *Applier) peerOnlyWatcher(ctx context.Context, cm ContentMapping, c wire.Change, p store.IssuePair) error {
 	state := "1"
 	if c.Kind == wire.WatcherRemove {
 		state = "0"
@@ -391,5 +391,5 @@ func (a *Applier) peerOnlyWatcher(ctx context.Context, c wire.Change, p store.Is
 	})); err != nil {
 		return err
 	}
-	return a.unmappedWatcher(ctx, c, p)
+	return a.unmappedWatcher(ctx, cm, c, p)
 }

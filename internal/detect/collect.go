@@ -37,6 +37,11 @@ type Found struct {
 	// Err, when set, says the item cannot be mapped: the issue's outgoing
 	// changes park here (a failure record) until fixed, retried or skipped.
 	Err error
+	// Skips are items left out on purpose, to list in status (see
+	// Input.Skip); Unskips are listed ones that no longer apply. Both
+	// are written with Sent.
+	Skips   []store.Skip
+	Unskips []store.SkipKey
 }
 
 // Input is what a collector gets about one issue.

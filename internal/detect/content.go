@@ -178,7 +178,8 @@ func (c *commentCollector) Collect(ctx context.Context, in *Input) ([]Found, err
 			// record keeps it from being counted again until it changes.
 			if !sent {
 				c.stats.RestrictedComments.Add(1)
-				out = append(out, Found{At: cm.Updated.Time, Sent: []store.SentItem{in.SentItem(KindComment, cm.ID, versionRestricted+upd)}})
+				out = append(out, Found{At: cm.Updated.Time, Sent: []store.SentItem{in.SentItem(KindComment, cm.ID, versionRestricted+upd)},
+					Skips: []store.Skip{in.Skip(store.SkipComment, cm.ID, restrictedReason(cm, c.cfg))}})
 			}
 			continue
 		}
@@ -189,7 +190,7 @@ func (c *commentCollector) Collect(ctx context.Context, in *Input) ([]Found, err
 			out = append(out, Found{At: cm.Created.Time,
 				Change: wire.Change{ID: in.ChangeID("m" + cm.ID), IssueID: is.ID, IssueKey: is.Key, Kind: wire.CommentAdd,
 					At: cm.Created.Time, Author: in.Author(cm.Author), Comment: &wire.Comment{ID: cm.ID, Body: cm.Body, Visibility: vis}},
-				Sent: []store.SentItem{in.SentItem(KindComment, cm.ID, upd)}})
+				Sent: []store.SentItem{in.SentItem(KindComment, cm.ID, upd)}, Unskips: []store.SkipKey{in.SkipKey(store.SkipComment, cm.ID)}})
 			continue
 		}
 		// Sent before and updated since.
@@ -214,7 +215,11 @@ func (c *commentCollector) Collect(ctx context.Context, in *Input) ([]Found, err
 		if present[id] {
 			continue
 		}
-		if v, _ := in.SentVersion(KindComment, id); v == VersionDeleted || strings.HasPrefix(v, versionRestricted) {
+		v, _ := in.SentVersion(KindComment, id)
+		if strings.HasPrefix(v, versionRestricted) { // never sent: no longer listed as skipped
+			out = append(out, Found{At: is.Updated(), Sent: []store.SentItem{in.SentItem(KindComment, id, VersionDeleted)}, Unskips: []store.SkipKey{in.SkipKey(store.SkipComment, id)}})
+		}
+		if v == VersionDeleted || strings.HasPrefix(v, versionRestricted) {
 			continue
 		}
 		wc := &wire.Comment{ID: id}
@@ -284,7 +289,8 @@ func (c *attachmentCollector) Collect(ctx context.Context, in *Input) ([]Found, 
 		at := a.Created.Time
 		if !c.cfg.Allows(a.Filename, a.MimeType, a.Size) {
 			c.stats.FilteredAttachments.Add(1)
-			f := Found{At: at, Sent: []store.SentItem{in.SentItem(KindAttachment, a.ID, VersionFiltered)}}
+			f := Found{At: at, Sent: []store.SentItem{in.SentItem(KindAttachment, a.ID, VersionFiltered)},
+				Skips: []store.Skip{in.Skip(store.SkipAttachment, a.ID, attachmentReason(a, c.cfg))}}
 			if c.cfg.NoticeOnSkip {
 				f.Change = wire.Change{ID: in.ChangeID("a" + a.ID + "/n"), IssueID: is.ID, IssueKey: is.Key, Kind: wire.CommentAdd, At: at,
 					Comment: &wire.Comment{ID: "notice-" + a.ID, Body: c.notice(a)}}
@@ -307,6 +313,9 @@ func (c *attachmentCollector) Collect(ctx context.Context, in *Input) ([]Found, 
 	}
 	for _, id := range in.sentIDs(KindAttachment) {
 		v, _ := in.SentVersion(KindAttachment, id)
+		if !present[id] && v == VersionFiltered { // never sent: no longer listed as skipped
+			out = append(out, Found{At: is.Updated(), Sent: []store.SentItem{in.SentItem(KindAttachment, id, VersionDeleted)}, Unskips: []store.SkipKey{in.SkipKey(store.SkipAttachment, id)}})
+		}
 		if present[id] || v == VersionDeleted || v == VersionFiltered {
 			continue
 		}
@@ -433,6 +442,8 @@ func (c *watcherCollector) Collect(ctx context.Context, in *Input) ([]Found, err
 		prev[n] = true
 	}
 	var out []Found
+	var skips []store.Skip
+	var unskips []store.SkipKey
 	stamp := strconv.Itoa(seq + 1)
 	clocks := in.stamper(KindWatcherClock) // the conflict rule's times: see clock.go
 	sort.Strings(names)
@@ -444,6 +455,7 @@ func (c *watcherCollector) Collect(ctx context.Context, in *Input) ([]Found, err
 		wu := in.Author(&u)
 		if wu == nil {
 			c.stats.UnmappableWatchers.Add(1)
+			skips = append(skips, in.Skip(store.SkipWatcher, n, unmappableWatcherReason(&u, in.Mapping.Def().Users)))
 			continue
 		}
 		wat, clk := clocks.next(n)
@@ -455,6 +467,7 @@ func (c *watcherCollector) Collect(ctx context.Context, in *Input) ([]Found, err
 		if _, ok := cur[n]; ok {
 			continue
 		}
+		unskips = append(unskips, in.SkipKey(store.SkipWatcher, n)) // gone: no longer skipped
 		u, found, err := in.Jira.UserByName(ctx, n)
 		if err != nil {
 			return nil, fmt.Errorf("read former watcher %s: %w", n, err)
@@ -472,9 +485,10 @@ func (c *watcherCollector) Collect(ctx context.Context, in *Input) ([]Found, err
 			Kind: wire.WatcherRemove, At: wat, Watcher: wu}, Sent: []store.SentItem{clk}})
 	}
 	if len(out) == 0 {
-		return []Found{{At: at, Sent: rec}}, nil
+		return []Found{{At: at, Sent: rec, Skips: skips, Unskips: unskips}}, nil
 	}
-	out[len(out)-1].Sent = append(out[len(out)-1].Sent, rec...)
+	last := &out[len(out)-1]
+	last.Sent, last.Skips, last.Unskips = append(last.Sent, rec...), skips, unskips
 	return out, nil
 }
 
@@ -512,6 +526,9 @@ func (c *linkCollector) Collect(ctx context.Context, in *Input) ([]Found, error)
 		}
 		v, _ := in.SentVersion(KindLink, id)
 		state, alias, other := ParseLinkVersion(v)
+		if state == LinkSkipped { // never sent: no longer listed as skipped
+			out = append(out, Found{At: at, Sent: []store.SentItem{in.SentItem(KindLink, id, LinkVersion(LinkRemoved, alias, other))}, Unskips: []store.SkipKey{in.SkipKey(store.SkipLink, id)}})
+		}
 		if state != LinkActive {
 			continue
 		}
@@ -525,14 +542,18 @@ func (c *linkCollector) Collect(ctx context.Context, in *Input) ([]Found, error)
 		if l.OutwardIssue == nil || l.ID == "" {
 			continue // sent from the other end, where it is outward
 		}
-		if _, sent := in.SentVersion(KindLink, l.ID); sent {
-			continue
+		v, sent := in.SentVersion(KindLink, l.ID)
+		if sent && !isSkippedLink(v) {
+			continue // a skipped one is looked at again: its cause may be gone
 		}
 		alias, ok := in.Mapping.LinkTypeAlias(l.Type.Name)
 		if !ok {
-			c.stats.SkippedLinks.Add(1)
-			in.d.log.Info("link not synced: its type is not mapped", "issue", is.Key, "link_type", l.Type.Name)
-			out = append(out, Found{At: at, Sent: []store.SentItem{in.SentItem(KindLink, l.ID, LinkVersion(LinkSkipped, "", l.OutwardIssue.ID))}})
+			if !sent {
+				c.stats.SkippedLinks.Add(1)
+				in.d.log.Info("link not synced: its type is not mapped", "issue", is.Key, "link_type", l.Type.Name)
+			}
+			out = append(out, Found{At: at, Sent: []store.SentItem{in.SentItem(KindLink, l.ID, LinkVersion(LinkSkipped, "", l.OutwardIssue.ID))},
+				Skips: []store.Skip{in.Skip(store.SkipLink, l.ID, linkTypeReason(l.Type.Name))}})
 			continue
 		}
 		synced, err := in.synced(ctx, l.OutwardIssue.ID)
@@ -540,16 +561,19 @@ func (c *linkCollector) Collect(ctx context.Context, in *Input) ([]Found, error)
 			return nil, err
 		}
 		if !synced {
-			c.stats.SkippedLinks.Add(1)
-			in.d.log.Info("link not synced: the other issue is not synced", "issue", is.Key, "other", l.OutwardIssue.Key)
-			out = append(out, Found{At: at, Sent: []store.SentItem{in.SentItem(KindLink, l.ID, LinkVersion(LinkSkipped, alias, l.OutwardIssue.ID))}})
+			if !sent {
+				c.stats.SkippedLinks.Add(1)
+				in.d.log.Info("link not synced: the other issue is not synced", "issue", is.Key, "other", l.OutwardIssue.Key)
+			}
+			out = append(out, Found{At: at, Sent: []store.SentItem{in.SentItem(KindLink, l.ID, LinkVersion(LinkSkipped, alias, l.OutwardIssue.ID))},
+				Skips: []store.Skip{in.Skip(store.SkipLink, l.ID, unsyncedLinkReason(l.OutwardIssue))}})
 			continue
 		}
 		lat, clk := clocks.next(LinkClockID(alias, l.OutwardIssue.ID))
 		out = append(out, Found{At: at,
 			Change: wire.Change{ID: in.ChangeID("l" + l.ID), IssueID: is.ID, IssueKey: is.Key, Kind: wire.LinkAdd, At: lat,
 				Link: &wire.Link{ID: l.ID, Type: alias, OtherIssueID: l.OutwardIssue.ID, Direction: "outward"}},
-			Sent: []store.SentItem{in.SentItem(KindLink, l.ID, LinkVersion(LinkActive, alias, l.OutwardIssue.ID)), clk}})
+			Sent: []store.SentItem{in.SentItem(KindLink, l.ID, LinkVersion(LinkActive, alias, l.OutwardIssue.ID)), clk}, Unskips: []store.SkipKey{in.SkipKey(store.SkipLink, l.ID)}})
 	}
 	return out, nil
 }

@@ -116,6 +116,7 @@ type Detector struct {
 	collectors []Collector
 	stats      *ContentStats
 	polls      int // polls since start, for the watcher sweep
+	skipChecks int // polls since start, for recheckSkipped
 
 	mu      sync.Mutex
 	loc     *time.Location
@@ -237,6 +238,9 @@ func (d *Detector) Poll(ctx context.Context) (Result, error) {
 	if err := d.sweepWatchers(ctx, &res, hasCursor); err != nil {
 		return res, err
 	}
+	if err := d.recheckSkipped(ctx, &res, hasCursor); err != nil {
+		return res, err
+	}
 	next := cursor
 	if reach.After(next) {
 		next = reach
@@ -272,10 +276,11 @@ func (d *Detector) PollIssue(ctx context.Context, idOrKey string) (Result, error
 
 // Resync sends the current state of every sync issue matching jql (empty:
 // all) again, as an IssueUpdate with all sent fields, the issue type and
-// the status, followed by its whole watcher and link sets (WatcherSet,
-// LinkSet) where those are synced; the peer applies only what differs. Issues never sent are
-// sent as IssueCreate. History entries up to now are then covered and not
-// sent again.
+// the status, followed by its content (comments and attachments: every
+// item again, with fresh change ids, see resyncer; watchers and links:
+// their whole sets, see sets.go); the peer applies only what differs.
+// Issues never sent are sent as IssueCreate. History entries up to now
+// are then covered and not sent again.
 func (d *Detector) Resync(ctx context.Context, jql string) (Result, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -608,7 +613,9 @@ func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result
 		f.Sent = append(f.Sent, d.baseline(is))
 		found = append(found, f)
 		if f.Err == nil {
-			fs, err := d.resyncSets(ctx, in, m.resync)
+			// The content the peer's copy must hold follows the snapshot
+			// (see resyncer).
+			fs, err := d.resyncContent(ctx, in, m.resync)
 			if err != nil {
 				return err
 			}
@@ -673,6 +680,8 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 	var changes, parked, recordOnly int
 	var resolve []int64
 	var record *store.Failure
+	var skips []store.Skip
+	var unskips []store.SkipKey
 	for _, f := range found {
 		key := f.Change.ID + "@" + is.ID
 		prev, wasParked := failures[key]
@@ -701,6 +710,7 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 			resolve = append(resolve, prev.ID)
 		}
 		puts = append(puts, f.Sent...)
+		skips, unskips = append(skips, f.Skips...), append(unskips, f.Unskips...)
 		changes++
 		if f.Change.ID == "" {
 			recordOnly++
@@ -741,6 +751,9 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 			if err := put(p); err != nil {
 				return err
 			}
+		}
+		if err := writeSkips(tx, skips, unskips); err != nil {
+			return err
 		}
 		for _, id := range resolve {
 			if err := tx.FailureResolve(id); err != nil && !errors.Is(err, store.ErrBadTransition) {

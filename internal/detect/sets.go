@@ -17,29 +17,21 @@ import (
 // and sets the kind's floor clock (see clock.go): the peer takes it for
 // every element unless a person there changed that one more recently.
 
-// setResyncer is a collector that can send its kind's whole state for a
-// resync.
-type setResyncer interface {
-	resyncSet(ctx context.Context, in *Input, stamp string) (Found, bool, error)
+// Resync sends the issue's whole watcher set (the resyncer of watchers).
+func (c *watcherCollector) Resync(ctx context.Context, in *Input, stamp string) ([]Found, error) {
+	return oneSet(c.resyncSet(ctx, in, stamp))
 }
 
-// resyncSets collects the sets of the collectors that have them.
-func (d *Detector) resyncSets(ctx context.Context, in *Input, stamp string) ([]Found, error) {
-	var out []Found
-	for _, c := range d.collectors[1:] {
-		r, ok := c.(setResyncer)
-		if !ok {
-			continue
-		}
-		f, ok, err := r.resyncSet(ctx, in, stamp)
-		if err != nil {
-			return nil, fmt.Errorf("resync %s of %s: %w", c.Name(), in.Issue.Key, err)
-		}
-		if ok {
-			out = append(out, f)
-		}
+// Resync sends the issue's whole outward link set (the resyncer of links).
+func (c *linkCollector) Resync(ctx context.Context, in *Input, stamp string) ([]Found, error) {
+	return oneSet(c.resyncSet(ctx, in, stamp))
+}
+
+func oneSet(f Found, ok bool, err error) ([]Found, error) {
+	if err != nil || !ok {
+		return nil, err
 	}
-	return out, nil
+	return []Found{f}, nil
 }
 
 func (c *watcherCollector) resyncSet(ctx context.Context, in *Input, stamp string) (Found, bool, error) {
@@ -72,7 +64,7 @@ func (c *watcherCollector) resyncSet(ctx context.Context, in *Input, stamp strin
 	seq, _ := ParseWatcherRecord(prev)
 	at := in.clockFloor(KindWatcherClock)
 	return Found{At: is.Updated(),
-		Change: wire.Change{ID: in.ChangeID("w" + is.ID + "/r" + stamp), IssueID: is.ID, IssueKey: is.Key, Kind: wire.WatcherSet, At: at, Watchers: users},
+		Change: wire.Change{ID: in.ChangeID(ResyncItem(stamp, "w"+is.ID)), IssueID: is.ID, IssueKey: is.Key, Kind: wire.WatcherSet, At: at, Watchers: users},
 		Sent:   []store.SentItem{in.SentItem(KindWatchers, "", WatcherRecord(seq, names)), in.SentItem(KindWatcherClock, "", ClockVersion(at))},
 	}, true, nil
 }
@@ -121,7 +113,7 @@ func (c *linkCollector) resyncSet(ctx context.Context, in *Input, stamp string) 
 	at := in.clockFloor(KindLinkClock)
 	sent = append(sent, in.SentItem(KindLinkClock, "", ClockVersion(at)))
 	return Found{At: is.Updated(),
-		Change: wire.Change{ID: in.ChangeID("l" + is.ID + "/r" + stamp), IssueID: is.ID, IssueKey: is.Key, Kind: wire.LinkSet, At: at, Links: set},
+		Change: wire.Change{ID: in.ChangeID(ResyncItem(stamp, "l"+is.ID)), IssueID: is.ID, IssueKey: is.Key, Kind: wire.LinkSet, At: at, Links: set},
 		Sent:   sent,
 	}, true, nil
 }

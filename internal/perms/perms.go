@@ -24,6 +24,21 @@ const (
 	FeatureWatchers    = "watchers"
 	FeatureLinks       = "links"
 	FeatureSubtasks    = "subtasks"
+
+	// FeatureCommentEditsToOriginals: a person on the partner's side
+	// edits the bridge's copy of a comment written here; the edit is
+	// applied to the ORIGINAL here, a person's comment, as the sync user
+	// (EDIT_ALL_COMMENTS; EDIT_OWN_COMMENTS covers only the bridge's own
+	// copies). Without it comment sync runs, and only such edits park
+	// with this feature's message.
+	FeatureCommentEditsToOriginals = "comment-edits-to-originals"
+	// FeatureCommentDeletesToOriginals: the same for deletions
+	// (DELETE_ALL_COMMENTS).
+	FeatureCommentDeletesToOriginals = "comment-deletes-to-originals"
+	// FeatureAttachmentDeletesToOriginals: a person on the partner's side
+	// deletes the bridge's copy of an attachment added here; the original
+	// here is deleted as the sync user (DELETE_ALL_ATTACHMENTS).
+	FeatureAttachmentDeletesToOriginals = "attachment-deletes-to-originals"
 )
 
 // Need is one permission a feature needs.
@@ -49,9 +64,21 @@ var needs = map[string][]Need{
 		{FeatureComments, "EDIT_OWN_COMMENTS", "apply edits of the partner's comments"},
 		{FeatureComments, "DELETE_OWN_COMMENTS", "apply deletions of the partner's comments"},
 	},
+	FeatureCommentEditsToOriginals: {
+		{FeatureCommentEditsToOriginals, "EDIT_ALL_COMMENTS", "apply a partner person's edit of the bridge's copy to the original comment here, " +
+			"which a person wrote; without it comments still sync and only such edits park"},
+	},
+	FeatureCommentDeletesToOriginals: {
+		{FeatureCommentDeletesToOriginals, "DELETE_ALL_COMMENTS", "apply a partner person's deletion of the bridge's copy to the original comment here, " +
+			"which a person wrote; without it comments still sync and only such deletions park"},
+	},
 	FeatureAttachments: {
 		{FeatureAttachments, "CREATE_ATTACHMENTS", "upload the partner's attachments"},
 		{FeatureAttachments, "DELETE_OWN_ATTACHMENTS", "apply deletions of the partner's attachments"},
+	},
+	FeatureAttachmentDeletesToOriginals: {
+		{FeatureAttachmentDeletesToOriginals, "DELETE_ALL_ATTACHMENTS", "apply a partner person's deletion of the bridge's copy to the original attachment here, " +
+			"which a person added; without it attachments still sync and only such deletions park"},
 	},
 	FeatureWatchers: {
 		{FeatureWatchers, "MANAGE_WATCHERS", "add and remove the partner's watchers"},
@@ -65,22 +92,37 @@ var needs = map[string][]Need{
 }
 
 // Features returns the features a sync definition switches on, in table
-// order. Issues and workflows are always on.
+// order. Issues and workflows are always on. Comments bring the write-back
+// of edits and deletions to originals, attachments that of deletions,
+// each its own feature so that a missing *_ALL_* permission refuses only
+// the write-back.
 func Features(def *config.SyncDef) []string {
 	fs := []string{FeatureIssues, FeatureWorkflows}
 	if def == nil {
 		return fs
 	}
 	for _, f := range []struct {
-		on   bool
-		name string
-	}{{def.Comments.Enabled, FeatureComments}, {def.Attachments.Enabled, FeatureAttachments},
-		{def.Watchers.Enabled, FeatureWatchers}, {def.Links.Enabled, FeatureLinks}, {def.Subtasks.Enabled, FeatureSubtasks}} {
+		on    bool
+		names []string
+	}{{def.Comments.Enabled, []string{FeatureComments, FeatureCommentEditsToOriginals, FeatureCommentDeletesToOriginals}},
+		{def.Attachments.Enabled, []string{FeatureAttachments, FeatureAttachmentDeletesToOriginals}},
+		{def.Watchers.Enabled, []string{FeatureWatchers}}, {def.Links.Enabled, []string{FeatureLinks}}, {def.Subtasks.Enabled, []string{FeatureSubtasks}}} {
 		if f.on {
-			fs = append(fs, f.name)
+			fs = append(fs, f.names...)
 		}
 	}
 	return fs
+}
+
+// IsWriteBack reports whether a feature is the write-back of a partner's
+// edit or deletion to an original here: without it the feature it belongs
+// to (comments, attachments) still runs, and only such changes park.
+func IsWriteBack(feature string) bool {
+	switch feature {
+	case FeatureCommentEditsToOriginals, FeatureCommentDeletesToOriginals, FeatureAttachmentDeletesToOriginals:
+		return true
+	}
+	return false
 }
 
 // Needs returns what a feature needs; nil for an unknown feature.
@@ -132,7 +174,8 @@ func Check(ctx context.Context, c *jira.Client, projectKey string, features []st
 }
 
 func known() []string {
-	return []string{FeatureIssues, FeatureWorkflows, FeatureComments, FeatureAttachments, FeatureWatchers, FeatureLinks, FeatureSubtasks}
+	return []string{FeatureIssues, FeatureWorkflows, FeatureComments, FeatureCommentEditsToOriginals, FeatureCommentDeletesToOriginals,
+		FeatureAttachments, FeatureAttachmentDeletesToOriginals, FeatureWatchers, FeatureLinks, FeatureSubtasks}
 }
 
 // Missing returns the rows whose permission is missing.

@@ -75,7 +75,7 @@ func TestMigrationsFromEmpty(t *testing.T) {
 	s, _ := open(t)
 	want := []string{"syncs", "sync_keys", "outbox", "outbox_pruned", "pending_changes", "inbox",
 		"inbox_cursors", "replay", "issue_pairs", "applied_changes", "sent_items", "cursors",
-		"failures", "conflicts", "quarantine", "link_state"}
+		"failures", "conflicts", "quarantine", "link_state", "content_skips"}
 	view(t, s, func(tx *Tx) error {
 		for _, name := range want {
 			var n int
