@@ -585,3 +585,56 @@ func TestCrashAfterSetWritesSendsNoEcho(t *testing.T) {
 		})
 	}
 }
+
+// A link set naming a link whose other end has no copy on the receiver
+// yet sets it aside, listed for status, and makes it once the other end
+// is created there.
+func TestResyncLinkWaitsForItsOtherEnd(t *testing.T) {
+	t.Parallel()
+	w := newCWorld(t, nil)
+	ctx := context.Background()
+	r1 := w.create(w.alpha, 0, "resync from")
+	w.settle()
+	r2 := w.create(w.alpha, 0, "resync to, not sent yet")
+	if err := w.person(w.alpha, 0).CreateLink(ctx, "Blocks", r1.Key, r2.Key); err != nil {
+		t.Fatal(err)
+	}
+	// The resync of the first issue, before any poll sends the second.
+	if _, err := w.a.det.Resync(ctx, "id = "+r1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := move(ctx, w.a, w.b, w.sentAB); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.b.rep.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var listed int
+	_ = w.b.st.View(ctx, func(tx *store.Tx) error {
+		ss, err := tx.SkipList(syncID, store.SkipQuery{})
+		for _, s := range ss {
+			if s.Kind == store.SkipLink {
+				listed++
+			}
+		}
+		return err
+	})
+	if listed != 1 {
+		t.Errorf("%d links listed as skipped on beta while the other end is missing, want 1", listed)
+	}
+	w.settle()
+	b1, b2 := w.peer(w.a, r1.Key), w.peer(w.a, r2.Key)
+	if linkTo(t, w.beta, b1, "Blocks", b2) == nil {
+		t.Error("the link of the set was not made once its other end arrived")
+	}
+	if w.sentAB[wire.LinkAdd] != 0 || w.sentAB[wire.LinkSet] != 1 {
+		t.Errorf("alpha sent %v, want the link only in the set", w.sentAB)
+	}
+	_ = w.b.st.View(ctx, func(tx *store.Tx) error {
+		ss, err := tx.SkipList(syncID, store.SkipQuery{})
+		for _, s := range ss {
+			t.Errorf("still listed on beta: %+v", s)
+		}
+		return err
+	})
+}

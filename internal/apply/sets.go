@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -44,7 +45,7 @@ func (a *Applier) clocks(ctx context.Context, localIssue, kind string, ids []str
 // send them, or the sync user).
 func (a *Applier) watcherSet(ctx context.Context, cm ContentMapping, c wire.Change, p store.IssuePair) error {
 	want := map[string]bool{}
-	peerOnly := map[string]bool{} // detect.PeerWatcherID of the set's people nobody here matches
+	peerOnly := map[string]wire.User{} // by detect.PeerWatcherID: the set's people nobody here matches
 	for _, u := range c.Watchers {
 		name, ok, err := cm.IncomingUser(ctx, c.IssueKey, u)
 		if errors.Is(err, context.Canceled) {
@@ -52,7 +53,7 @@ func (a *Applier) watcherSet(ctx context.Context, cm ContentMapping, c wire.Chan
 		}
 		if err != nil || !ok {
 			a.log.Info("watcher of a resync not mapped here", "change_id", c.ID, "watcher", cm.UserText(u))
-			peerOnly[detect.PeerWatcherID(u)] = true
+			peerOnly[detect.PeerWatcherID(u)] = u
 			continue
 		}
 		want[name] = true
@@ -150,16 +151,28 @@ func (a *Applier) watcherSet(ctx context.Context, cm ContentMapping, c wire.Chan
 		if err != nil {
 			return err
 		}
+		// (and listed for status as skipped while they watch).
 		for _, it := range items {
-			if it.ItemKind == detect.KindPeerWatcher && !peerOnly[it.ItemID] && it.Version != "0" {
-				it.Version = "0"
-				if err := tx.SentPut(it); err != nil {
+			if _, still := peerOnly[it.ItemID]; it.ItemKind != detect.KindPeerWatcher || still || it.Version == "0" {
+				continue
+			}
+			it.Version = "0"
+			if err := tx.SentPut(it); err != nil {
+				return err
+			}
+			var u wire.User
+			if json.Unmarshal([]byte(it.ItemID), &u) == nil {
+				if _, err := tx.SkipClear(a.watcherSkip(wire.Change{Watcher: &u}, p)); err != nil {
 					return err
 				}
 			}
 		}
-		for id := range peerOnly {
+		for id, u := range peerOnly {
 			if err := tx.SentPut(store.SentItem{SyncID: a.o.SyncID, IssueID: p.LocalID, ItemKind: detect.KindPeerWatcher, ItemID: id, Version: "1"}); err != nil {
+				return err
+			}
+			if err := tx.SkipRecord(store.Skip{SkipKey: a.watcherSkip(wire.Change{Watcher: &u}, p), IssueKey: p.LocalKey,
+				Reason: unmappedWatcherReason(u, cm.Def())}); err != nil {
 				return err
 			}
 		}
@@ -224,22 +237,25 @@ func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change,
 	from.LocalID = orID(from)
 	want := map[string]*linkElem{}
 	var waiting []wire.Change
+	var reasons []string
 	for _, l := range c.Links {
-		typeName, err := cm.LinkTypeName(c.IssueKey, l.Type)
-		if err != nil {
-			return unmappable(c, err)
-		}
+		typeName, typeErr := cm.LinkTypeName(c.IssueKey, l.Type)
 		to, found, err := a.pairByPeer(ctx, l.OtherIssueID)
 		if err != nil {
 			return err
 		}
-		if !found {
-			// Made when the other end is paired, like a single link.
+		if !found || typeErr != nil {
+			// Set aside like a single link: made when both ends are
+			// paired and the type is mapped, listed for status meanwhile.
 			w := c
 			w.ID, w.Kind, w.Links = c.ID+"/"+l.ID, wire.LinkAdd, nil
 			lc := l
 			w.Link = &lc
-			waiting = append(waiting, w)
+			reason := waitingLinkReason(w)
+			if typeErr != nil {
+				reason = linkTypeReason(w)
+			}
+			waiting, reasons = append(waiting, w), append(reasons, reason)
 			continue
 		}
 		to.LocalID = orID(to)
@@ -351,11 +367,27 @@ func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change,
 	return storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
 		// Links of this issue still waiting for their other end: the set
 		// replaces them.
+		var dropped []wire.Change
 		if err := a.editWaitingTx(tx, func(ws []wire.Change) []wire.Change {
-			ws = slices.DeleteFunc(ws, func(w wire.Change) bool { return w.IssueID == c.IssueID })
+			ws = slices.DeleteFunc(ws, func(w wire.Change) bool {
+				if w.IssueID == c.IssueID {
+					dropped = append(dropped, w)
+				}
+				return w.IssueID == c.IssueID
+			})
 			return append(ws, waiting...)
 		}); err != nil {
 			return err
+		}
+		for _, w := range dropped {
+			if _, err := tx.SkipClear(a.linkSkip(w, from.LocalID)); err != nil {
+				return err
+			}
+		}
+		for i, w := range waiting {
+			if err := tx.SkipRecord(store.Skip{SkipKey: a.linkSkip(w, from.LocalID), IssueKey: from.LocalKey, Reason: reasons[i]}); err != nil {
+				return err
+			}
 		}
 		// Links recorded as made that are gone (removed by a try that
 		// crashed before its record, or by a person and not sent yet):
