@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jirabridge/jirabridge/internal/apply"
+	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/detect"
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
 	"github.com/jirabridge/jirabridge/internal/jira"
@@ -637,4 +638,38 @@ func TestResyncLinkWaitsForItsOtherEnd(t *testing.T) {
 		}
 		return err
 	})
+}
+
+// A watcher this side cannot send, first seen by a resync, is counted and
+// listed once, as a poll would, and the poll after it does not count again.
+func TestResyncListsUnsendableWatchersOnce(t *testing.T) {
+	t.Parallel()
+	w := newCWorld(t, func(d *config.SyncDef) { d.Users.Mode = config.UserDrop })
+	ctx := context.Background()
+	ref := w.create(w.alpha, 0, "drop policy")
+	w.settle()
+	n0 := w.a.det.Stats().UnmappableWatchers.Load() // the reporter
+	if err := w.alpha.Client(t, "admin").AddWatcher(ctx, ref.Key, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.a.det.Resync(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if n := w.a.det.Stats().UnmappableWatchers.Load() - n0; n != 1 {
+		t.Errorf("unmappable watchers counted %d more, want 1 (bob)", n)
+	}
+	var listed []string
+	_ = w.a.st.View(ctx, func(tx *store.Tx) error {
+		ss, err := tx.SkipList(syncID, store.SkipQuery{})
+		for _, s := range ss {
+			if s.Kind == store.SkipWatcher {
+				listed = append(listed, s.Item)
+			}
+		}
+		return err
+	})
+	if !slices.Contains(listed, "bob") {
+		t.Errorf("watchers listed as skipped on alpha %q, want bob", listed)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/jirabridge/jirabridge/internal/jira"
@@ -47,25 +48,40 @@ func (c *watcherCollector) resyncSet(ctx context.Context, in *Input, stamp strin
 		return Found{}, false, fmt.Errorf("read watchers: %w", err)
 	}
 	sort.Slice(ws, func(i, j int) bool { return ws[i].Name < ws[j].Name })
+	prev, _ := in.SentVersion(KindWatchers, "")
+	seq, prevNames := ParseWatcherRecord(prev)
 	var names []string
 	var users []wire.User
+	var skips []store.Skip
+	var unskips []store.SkipKey
+	cur := map[string]bool{}
 	for _, u := range ws {
 		if in.IsSyncUser(&u) || u.Name == "" {
 			continue
 		}
 		names = append(names, u.Name)
+		cur[u.Name] = true
 		if wu := in.Author(&u); wu != nil {
-			users = append(users, *wu) // the others cannot be sent: skipped
+			users = append(users, *wu)
+		} else if !slices.Contains(prevNames, u.Name) {
+			// Left out, as a poll would: counted and listed once (the
+			// record below keeps the poll from seeing them as new).
+			c.stats.UnmappableWatchers.Add(1)
+			skips = append(skips, in.Skip(store.SkipWatcher, u.Name, unmappableWatcherReason(&u, in.Mapping.Def().Users)))
+		}
+	}
+	for _, n := range prevNames {
+		if !cur[n] {
+			unskips = append(unskips, in.SkipKey(store.SkipWatcher, n)) // gone: no longer skipped
 		}
 	}
 	// The peer's own people this side cannot name stay there.
 	users = append(users, in.peerWatchers()...)
-	prev, _ := in.SentVersion(KindWatchers, "")
-	seq, _ := ParseWatcherRecord(prev)
 	at := in.clockFloor(KindWatcherClock)
 	return Found{At: is.Updated(),
 		Change: wire.Change{ID: in.ChangeID(ResyncItem(stamp, "w"+is.ID)), IssueID: is.ID, IssueKey: is.Key, Kind: wire.WatcherSet, At: at, Watchers: users},
 		Sent:   []store.SentItem{in.SentItem(KindWatchers, "", WatcherRecord(seq, names)), in.SentItem(KindWatcherClock, "", ClockVersion(at))},
+		Skips:  skips, Unskips: unskips,
 	}, true, nil
 }
 
@@ -83,6 +99,7 @@ func (c *linkCollector) resyncSet(ctx context.Context, in *Input, stamp string) 
 	}
 	var set []wire.Link
 	var sent []store.SentItem
+	var unskips []store.SkipKey
 	present := map[string]bool{}
 	for _, l := range ls {
 		if l.OutwardIssue == nil || l.ID == "" {
@@ -102,6 +119,7 @@ func (c *linkCollector) resyncSet(ctx context.Context, in *Input, stamp string) 
 		}
 		set = append(set, wire.Link{ID: l.ID, Type: alias, OtherIssueID: l.OutwardIssue.ID, Direction: "outward"})
 		sent = append(sent, in.SentItem(KindLink, l.ID, LinkVersion(LinkActive, alias, l.OutwardIssue.ID)))
+		unskips = append(unskips, in.SkipKey(store.SkipLink, l.ID))
 	}
 	// Links recorded as made that are gone: the set says so.
 	for _, id := range in.sentIDs(KindLink) {
@@ -113,8 +131,9 @@ func (c *linkCollector) resyncSet(ctx context.Context, in *Input, stamp string) 
 	at := in.clockFloor(KindLinkClock)
 	sent = append(sent, in.SentItem(KindLinkClock, "", ClockVersion(at)))
 	return Found{At: is.Updated(),
-		Change: wire.Change{ID: in.ChangeID(ResyncItem(stamp, "l"+is.ID)), IssueID: is.ID, IssueKey: is.Key, Kind: wire.LinkSet, At: at, Links: set},
-		Sent:   sent,
+		Change:  wire.Change{ID: in.ChangeID(ResyncItem(stamp, "l"+is.ID)), IssueID: is.ID, IssueKey: is.Key, Kind: wire.LinkSet, At: at, Links: set},
+		Sent:    sent,
+		Unskips: unskips,
 	}, true, nil
 }
 
