@@ -51,13 +51,17 @@ type ContentMapping interface {
 	UserText(u wire.User) string
 	IncomingUser(ctx context.Context, issue string, u wire.User) (name string, ok bool, err error)
 	LinkTypeName(issue, alias string) (string, error)
+	// For the sets a resync sends: which local watchers and links this
+	// side syncs at all.
+	OutgoingUser(u *jira.User) (wire.User, bool)
+	LinkTypeAlias(name string) (string, bool)
 }
 
 // IsContent reports whether ApplyContent handles the kind.
 func IsContent(k wire.ChangeKind) bool {
 	switch k {
 	case wire.CommentAdd, wire.CommentEdit, wire.CommentDelete, wire.AttachmentAdd, wire.AttachmentDelete,
-		wire.WatcherAdd, wire.WatcherRemove, wire.LinkAdd, wire.LinkRemove:
+		wire.WatcherAdd, wire.WatcherRemove, wire.LinkAdd, wire.LinkRemove, wire.WatcherSet, wire.LinkSet:
 		return true
 	}
 	return false
@@ -111,6 +115,10 @@ func (a *Applier) ApplyContent(ctx context.Context, c wire.Change) error {
 		return a.attachmentDelete(ctx, c, p)
 	case wire.WatcherAdd, wire.WatcherRemove:
 		return a.watcher(ctx, cm, c, p)
+	case wire.WatcherSet:
+		return a.watcherSet(ctx, cm, c, p)
+	case wire.LinkSet:
+		return a.linkSet(ctx, cm, c, p)
 	default:
 		return a.link(ctx, cm, c, p)
 	}
@@ -128,7 +136,7 @@ func (a *Applier) record(ctx context.Context, c wire.Change, localIssue, result 
 	return storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
 		for _, s := range sent {
 			s.SyncID, s.IssueID = a.o.SyncID, localIssue
-			if err := tx.SentPut(s); err != nil {
+			if err := putSent(tx, s); err != nil {
 				return err
 			}
 		}
@@ -533,13 +541,13 @@ func (a *Applier) watcher(ctx context.Context, cm ContentMapping, c wire.Change,
 	if err != nil && !errors.Is(err, context.Canceled) {
 		// A watcher nobody here matches is skipped, not parked.
 		a.log.Info("watcher not mapped here", "change_id", c.ID, "err", err)
-		return a.unmappedWatcher(ctx, cm, c, p)
+		return a.peerOnlyWatcher(ctx, cm, c, p)
 	}
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return a.unmappedWatcher(ctx, cm, c, p)
+		return a.peerOnlyWatcher(ctx, cm, c, p)
 	}
 	ws, err := a.o.Jira.Watchers(ctx, p.LocalID)
 	if err != nil {
@@ -547,6 +555,13 @@ func (a *Applier) watcher(ctx context.Context, cm ContentMapping, c wire.Change,
 	}
 	watching := slices.ContainsFunc(ws, func(u jira.User) bool { return u.Name == name })
 	add := c.Kind == wire.WatcherAdd
+	localAt, err := a.elementTime(ctx, p.LocalID, detect.KindWatcherClock, name)
+	if err != nil {
+		return err
+	}
+	if add != watching && !a.peerWins(c.At, localAt) {
+		return a.lost(ctx, c, p.LocalID, a.elementConflict(c, p.LocalKey, "watcher "+name, watchState(watching), watchState(add), localAt))
+	}
 	if add != watching {
 		if err := a.setBusy(ctx, p.LocalID, detect.KindWatchers, c.ID); err != nil {
 			return err
@@ -581,6 +596,11 @@ func (a *Applier) watcher(ctx context.Context, cm ContentMapping, c wire.Change,
 			if err := tx.SentPut(store.SentItem{SyncID: a.o.SyncID, IssueID: p.LocalID, ItemKind: detect.KindWatchers, Version: detect.WatcherRecord(seq, names)}); err != nil {
 				return err
 			}
+		}
+		clk := clockItem(detect.KindWatcherClock, name, c.At)
+		clk.SyncID, clk.IssueID = a.o.SyncID, p.LocalID
+		if err := detect.MergeClock(tx, clk); err != nil {
+			return err
 		}
 		if err := tx.CursorSet(detect.BusyCursor(a.o.SyncID, p.LocalID, detect.KindWatchers), ""); err != nil {
 			return err
@@ -732,9 +752,18 @@ func (a *Applier) linkBetween(ctx context.Context, cm ContentMapping, c wire.Cha
 		}
 	}
 	alias := c.Link.Type
+	clockID := detect.LinkClockID(alias, to.LocalID)
+	localAt, err := a.elementTime(ctx, from.LocalID, detect.KindLinkClock, clockID)
+	if err != nil {
+		return err
+	}
+	if want := c.Kind == wire.LinkAdd; want != (have != nil) && !a.peerWins(c.At, localAt) {
+		return a.lost(ctx, c, from.LocalID, a.elementConflict(c, from.LocalKey, "link "+typeName+" "+to.LocalKey, linkState(have != nil), linkState(want), localAt))
+	}
+	clk := clockItem(detect.KindLinkClock, clockID, c.At)
 	if c.Kind == wire.LinkRemove {
 		if have == nil {
-			return a.record(ctx, c, from.LocalID, "", nil, nil)
+			return a.record(ctx, c, from.LocalID, "", []store.SentItem{clk}, nil)
 		}
 		if err := a.setBusy(ctx, from.LocalID, detect.KindLink, c.ID); err != nil {
 			return err
@@ -746,7 +775,7 @@ func (a *Applier) linkBetween(ctx context.Context, cm ContentMapping, c wire.Cha
 			return err
 		}
 		return a.record(ctx, c, from.LocalID, have.ID, []store.SentItem{
-			{ItemKind: detect.KindLink, ItemID: have.ID, Version: detect.LinkVersion(detect.LinkRemoved, alias, to.LocalID)}},
+			{ItemKind: detect.KindLink, ItemID: have.ID, Version: detect.LinkVersion(detect.LinkRemoved, alias, to.LocalID)}, clk},
 			map[string]string{detect.BusyCursor(a.o.SyncID, from.LocalID, detect.KindLink): ""})
 	}
 	if have == nil {
@@ -774,7 +803,7 @@ func (a *Applier) linkBetween(ctx context.Context, cm ContentMapping, c wire.Cha
 		}
 	}
 	return a.record(ctx, c, from.LocalID, have.ID, []store.SentItem{
-		{ItemKind: detect.KindLink, ItemID: have.ID, Version: detect.LinkVersion(detect.LinkActive, alias, to.LocalID)}},
+		{ItemKind: detect.KindLink, ItemID: have.ID, Version: detect.LinkVersion(detect.LinkActive, alias, to.LocalID)}, clk},
 		map[string]string{detect.BusyCursor(a.o.SyncID, from.LocalID, detect.KindLink): ""})
 }
 
@@ -910,9 +939,9 @@ func FeatureOf(k wire.ChangeKind) string {
 		return "comments"
 	case wire.AttachmentAdd, wire.AttachmentDelete:
 		return "attachments"
-	case wire.WatcherAdd, wire.WatcherRemove:
+	case wire.WatcherAdd, wire.WatcherRemove, wire.WatcherSet:
 		return "watchers"
-	case wire.LinkAdd, wire.LinkRemove:
+	case wire.LinkAdd, wire.LinkRemove, wire.LinkSet:
 		return "links"
 	}
 	return ""

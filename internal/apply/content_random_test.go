@@ -39,7 +39,10 @@ func TestRandomizedContentConvergence(t *testing.T) {
 		}
 	}()
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	w := newCWorld(t, nil)
+	// The bridges' clocks disagree by up to an hour either way: watcher
+	// and link changes, which carry no Jira time, must converge anyway.
+	w, _, clkB := clockWorld(t)
+	clkB.Advance(time.Duration(rng.Int64N(int64(2*time.Hour))) - time.Hour)
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
 		w.create(w.alpha, i, "alpha issue "+strconv.Itoa(i))
@@ -83,14 +86,6 @@ func TestRandomizedContentConvergence(t *testing.T) {
 	fileNo := 0
 	ops := map[string]int{}
 	for batch := 0; batch < batches; batch++ {
-		touched := map[string]*enginetest.Site{} // watcher and link targets per batch
-		claim := func(s *enginetest.Site, key string) bool {
-			if o, ok := touched[key]; ok && o != s {
-				return false
-			}
-			touched[key] = s
-			return true
-		}
 		for op := 0; op < 12; op++ {
 			s := []*enginetest.Site{w.alpha, w.beta}[rng.IntN(2)]
 			pi := rng.IntN(len(pairs))
@@ -145,9 +140,6 @@ func TestRandomizedContentConvergence(t *testing.T) {
 				}
 				ops["attachment delete"]++
 			case 6:
-				if !claim(s, "w"+strconv.Itoa(pi)+"/"+strconv.Itoa(who)) {
-					continue
-				}
 				name := s.People[who]
 				ws, err := s.Sync.Watchers(ctx, key)
 				if err != nil {
@@ -169,9 +161,6 @@ func TestRandomizedContentConvergence(t *testing.T) {
 					continue
 				}
 				typ := []string{"Blocks", "Relates"}[rng.IntN(2)]
-				if !claim(s, "l"+strconv.Itoa(pi)+"/"+strconv.Itoa(pj)+typ) {
-					continue
-				}
 				other := keyOf(s, pairs[pj])
 				ls, err := s.Sync.IssueLinks(ctx, key)
 				if err != nil {

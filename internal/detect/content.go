@@ -445,6 +445,7 @@ func (c *watcherCollector) Collect(ctx context.Context, in *Input) ([]Found, err
 	var skips []store.Skip
 	var unskips []store.SkipKey
 	stamp := strconv.Itoa(seq + 1)
+	clocks := in.stamper(KindWatcherClock) // the conflict rule's times: see clock.go
 	sort.Strings(names)
 	for _, n := range names {
 		if prev[n] {
@@ -457,8 +458,9 @@ func (c *watcherCollector) Collect(ctx context.Context, in *Input) ([]Found, err
 			skips = append(skips, in.Skip(store.SkipWatcher, n, unmappableWatcherReason(&u, in.Mapping.Def().Users)))
 			continue
 		}
+		wat, clk := clocks.next(n)
 		out = append(out, Found{At: at, Change: wire.Change{ID: in.ChangeID("w" + is.ID + "/" + stamp + "/+" + n), IssueID: is.ID, IssueKey: is.Key,
-			Kind: wire.WatcherAdd, At: at, Watcher: wu}})
+			Kind: wire.WatcherAdd, At: wat, Watcher: wu}, Sent: []store.SentItem{clk}})
 	}
 	gone := prevNames
 	for _, n := range gone {
@@ -478,13 +480,15 @@ func (c *watcherCollector) Collect(ctx context.Context, in *Input) ([]Found, err
 			c.stats.UnmappableWatchers.Add(1)
 			continue
 		}
+		wat, clk := clocks.next(n)
 		out = append(out, Found{At: at, Change: wire.Change{ID: in.ChangeID("w" + is.ID + "/" + stamp + "/-" + n), IssueID: is.ID, IssueKey: is.Key,
-			Kind: wire.WatcherRemove, At: at, Watcher: wu}})
+			Kind: wire.WatcherRemove, At: wat, Watcher: wu}, Sent: []store.SentItem{clk}})
 	}
 	if len(out) == 0 {
 		return []Found{{At: at, Sent: rec, Skips: skips, Unskips: unskips}}, nil
 	}
-	out[len(out)-1].Sent, out[len(out)-1].Skips, out[len(out)-1].Unskips = rec, skips, unskips
+	last := &out[len(out)-1]
+	last.Sent, last.Skips, last.Unskips = append(last.Sent, rec...), skips, unskips
 	return out, nil
 }
 
@@ -508,10 +512,36 @@ func (c *linkCollector) Collect(ctx context.Context, in *Input) ([]Found, error)
 	var out []Found
 	present := map[string]bool{}
 	for _, l := range ls {
+		if l.OutwardIssue != nil && l.ID != "" {
+			present[l.ID] = true
+		}
+	}
+	// Removals go first: a link removed and made again (a new id, the
+	// same element) must end up made on the peer, and its stamps must
+	// grow in that order too.
+	clocks := in.stamper(KindLinkClock) // the conflict rule's times: see clock.go
+	for _, id := range in.sentIDs(KindLink) {
+		if present[id] {
+			continue
+		}
+		v, _ := in.SentVersion(KindLink, id)
+		state, alias, other := ParseLinkVersion(v)
+		if state == LinkSkipped { // never sent: no longer listed as skipped
+			out = append(out, Found{At: at, Sent: []store.SentItem{in.SentItem(KindLink, id, LinkVersion(LinkRemoved, alias, other))}, Unskips: []store.SkipKey{in.SkipKey(store.SkipLink, id)}})
+		}
+		if state != LinkActive {
+			continue
+		}
+		lat, clk := clocks.next(LinkClockID(alias, other))
+		out = append(out, Found{At: at,
+			Change: wire.Change{ID: in.ChangeID("l" + id + "/d"), IssueID: is.ID, IssueKey: is.Key, Kind: wire.LinkRemove, At: lat,
+				Link: &wire.Link{ID: id, Type: alias, OtherIssueID: other, Direction: "outward"}},
+			Sent: []store.SentItem{in.SentItem(KindLink, id, LinkVersion(LinkRemoved, alias, other)), clk}})
+	}
+	for _, l := range ls {
 		if l.OutwardIssue == nil || l.ID == "" {
 			continue // sent from the other end, where it is outward
 		}
-		present[l.ID] = true
 		v, sent := in.SentVersion(KindLink, l.ID)
 		if sent && !isSkippedLink(v) {
 			continue // a skipped one is looked at again: its cause may be gone
@@ -539,27 +569,11 @@ func (c *linkCollector) Collect(ctx context.Context, in *Input) ([]Found, error)
 				Skips: []store.Skip{in.Skip(store.SkipLink, l.ID, unsyncedLinkReason(l.OutwardIssue))}})
 			continue
 		}
+		lat, clk := clocks.next(LinkClockID(alias, l.OutwardIssue.ID))
 		out = append(out, Found{At: at,
-			Change: wire.Change{ID: in.ChangeID("l" + l.ID), IssueID: is.ID, IssueKey: is.Key, Kind: wire.LinkAdd, At: at,
+			Change: wire.Change{ID: in.ChangeID("l" + l.ID), IssueID: is.ID, IssueKey: is.Key, Kind: wire.LinkAdd, At: lat,
 				Link: &wire.Link{ID: l.ID, Type: alias, OtherIssueID: l.OutwardIssue.ID, Direction: "outward"}},
-			Sent: []store.SentItem{in.SentItem(KindLink, l.ID, LinkVersion(LinkActive, alias, l.OutwardIssue.ID))}, Unskips: []store.SkipKey{in.SkipKey(store.SkipLink, l.ID)}})
-	}
-	for _, id := range in.sentIDs(KindLink) {
-		if present[id] {
-			continue
-		}
-		v, _ := in.SentVersion(KindLink, id)
-		state, alias, other := ParseLinkVersion(v)
-		if state == LinkSkipped { // never sent: no longer listed as skipped
-			out = append(out, Found{At: at, Sent: []store.SentItem{in.SentItem(KindLink, id, LinkVersion(LinkRemoved, alias, other))}, Unskips: []store.SkipKey{in.SkipKey(store.SkipLink, id)}})
-		}
-		if state != LinkActive {
-			continue
-		}
-		out = append(out, Found{At: at,
-			Change: wire.Change{ID: in.ChangeID("l" + id + "/d"), IssueID: is.ID, IssueKey: is.Key, Kind: wire.LinkRemove, At: at,
-				Link: &wire.Link{ID: id, Type: alias, OtherIssueID: other, Direction: "outward"}},
-			Sent: []store.SentItem{in.SentItem(KindLink, id, LinkVersion(LinkRemoved, alias, other))}})
+			Sent: []store.SentItem{in.SentItem(KindLink, l.ID, LinkVersion(LinkActive, alias, l.OutwardIssue.ID)), clk}, Unskips: []store.SkipKey{in.SkipKey(store.SkipLink, l.ID)}})
 	}
 	return out, nil
 }

@@ -280,9 +280,10 @@ func (d *Detector) PollIssue(ctx context.Context, idOrKey string) (Result, error
 // Resync sends the current state of every sync issue matching jql (empty:
 // all) again, as an IssueUpdate with all sent fields, the issue type and
 // the status, followed by its content (comments and attachments: every
-// item again, with fresh change ids, see resyncer); the peer applies only
-// what differs. Issues never sent are sent as IssueCreate. History
-// entries up to now are then covered and not sent again.
+// item again, with fresh change ids, see resyncer; watchers and links:
+// their whole sets, see sets.go); the peer applies only what differs.
+// Issues never sent are sent as IssueCreate. History entries up to now
+// are then covered and not sent again.
 func (d *Detector) Resync(ctx context.Context, jql string) (Result, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -749,7 +750,11 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 			n++
 		}
 		for _, p := range puts {
-			if err := tx.SentPut(p); err != nil {
+			put := tx.SentPut
+			if IsClockKind(p.ItemKind) {
+				put = func(s store.SentItem) error { return MergeClock(tx, s) }
+			}
+			if err := put(p); err != nil {
 				return err
 			}
 		}

@@ -34,6 +34,14 @@ const (
 	WatcherRemove    ChangeKind = "watcher.remove"
 	LinkAdd          ChangeKind = "link.add"
 	LinkRemove       ChangeKind = "link.remove"
+	// WatcherSet carries all of an issue's watchers (Watchers) as a
+	// resync sends them: the receiver adds the missing ones and removes
+	// the ones it has beyond them.
+	WatcherSet ChangeKind = "watcher.set"
+	// LinkSet carries all links of an issue as their outward end (Links)
+	// as a resync sends them: the receiver makes the missing ones and
+	// removes the ones it has beyond them between synced issues.
+	LinkSet ChangeKind = "link.set"
 	// IssuePair is sent back by the side that created the peer issue of an
 	// IssueCreate: IssueID and IssueKey name the new issue, PeerIssueID and
 	// PeerIssueKey the origin issue it copies, so the origin side records the
@@ -72,6 +80,10 @@ type Change struct {
 	Attachment    *Attachment `json:"attachment,omitempty"`
 	Link          *Link       `json:"link,omitempty"`
 	Watcher       *User       `json:"watcher,omitempty"`
+	// Watchers is the whole watcher set of a WatcherSet (none: empty).
+	Watchers []User `json:"watchers,omitempty"`
+	// Links is the whole outward link set of a LinkSet (none: empty).
+	Links []Link `json:"links,omitempty"`
 	// Chunk is one piece of a large attachment (kind attachment.chunk),
 	// see Chunk.
 	Chunk *Chunk `json:"chunk,omitempty"`
