@@ -322,7 +322,7 @@ func TestDeferredCollectorLooksAgain(t *testing.T) {
 func TestWatcherChangeOfAnUnchangedIssueTravelsWithTheSweep(t *testing.T) {
 	t.Parallel()
 	e, a, _, _ := settledEnv(t)
-	e.det.o.WatcherSweepEvery = 2
+	e.det.o.WatcherSweepEvery = 3
 	e.det.polls = 0
 	e.settle()
 	e.quietPoll("poll 1")
@@ -330,7 +330,11 @@ func TestWatcherChangeOfAnUnchangedIssueTravelsWithTheSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.settle()
-	e.poll() // poll 2: the sweep
+	if r := e.quietPoll("poll 2, no sweep"); r.Skipped != 3 {
+		t.Fatalf("poll 2 = %+v, want every issue left alone", r)
+	}
+	e.settle()
+	e.poll() // poll 3: the sweep
 	cs := e.drain()
 	if len(cs) != 1 || cs[0].Kind != wire.WatcherAdd {
 		t.Fatalf("sweep sent %v, want bob's watch", ids(cs))
