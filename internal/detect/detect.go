@@ -629,7 +629,7 @@ func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result
 	var sent map[sentKey]string
 	var failures map[string]store.Failure
 	polled := d.polledVersion(is)
-	skip := false
+	skip, second := false, false
 	if err := d.o.Store.View(ctx, func(tx *store.Tx) error {
 		items, err := tx.SentList(d.o.SyncID, is.ID)
 		if err != nil {
@@ -648,6 +648,7 @@ func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result
 			if skip {
 				return nil
 			}
+			second = v == polled+tentative
 		}
 		fs, err := tx.FailureList(d.o.SyncID, 1000, store.FailureOpen, store.FailureRetrying, store.FailureSkipped)
 		if err != nil {
@@ -745,6 +746,13 @@ func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result
 		}
 		var lists [][]Found
 		for _, c := range d.collectors {
+			if _, w := c.(*watcherCollector); w && second {
+				// The second look at the same updated time is for a
+				// change committed late in the same millisecond; watching
+				// never moves updated, the first look read the watchers
+				// and the sweep reads them again: no call here.
+				continue
+			}
 			fs, err := c.Collect(ctx, in)
 			if err != nil {
 				return fmt.Errorf("collect %s changes of %s: %w", c.Name(), is.Key, err)
