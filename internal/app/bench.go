@@ -84,17 +84,27 @@ type benchResult struct {
 	// REST calls its bridge made in the change phase (jirasim's route
 	// counters minus the people's and the bench's own), for detection and
 	// application together; JiraCallsPerSynced their ratio.
-	SyncedChanges        map[string]int64   `json:"synced_changes"`
-	JiraCalls            map[string]int64   `json:"jira_calls"`
-	JiraCallsPerSynced   map[string]float64 `json:"jira_calls_per_synced_change"`
-	PeakRSSBytes         int64              `json:"peak_rss_bytes"`
-	PeakHeapBytes        uint64             `json:"peak_heap_bytes"`
-	Identical            bool               `json:"identical"`
-	Differences          []string           `json:"differences,omitempty"`
-	PendingExpectations  int                `json:"unconfirmed_changes,omitempty"`
-	ParkedChanges        int                `json:"parked_changes"`
-	SetupSeconds         float64            `json:"setup_seconds"`
-	IssueCreationSeconds float64            `json:"issue_creation_seconds"`
+	SyncedChanges      map[string]int64   `json:"synced_changes"`
+	JiraCalls          map[string]int64   `json:"jira_calls"`
+	JiraCallsPerSynced map[string]float64 `json:"jira_calls_per_synced_change"`
+	// JiraCallsByEndpoint splits each side's calls in the change phase by
+	// endpoint template, as its bridge counted them (jira_calls_total):
+	// detection is search, issue/{id}/comment (reads, as the bench's
+	// people write no comments), issue/{id}/watchers,
+	// issue/{id}/changelog and issue/{id}/properties/{key}; application
+	// is mostly issue/{id} and issue/{id}/transitions.
+	JiraCallsByEndpoint map[string]map[string]int64 `json:"jira_calls_by_endpoint"`
+	// JiraCallsPerSyncedByEndpoint is the same divided by the side's
+	// synced changes.
+	JiraCallsPerSyncedByEndpoint map[string]map[string]float64 `json:"jira_calls_per_synced_change_by_endpoint"`
+	PeakRSSBytes                 int64                         `json:"peak_rss_bytes"`
+	PeakHeapBytes                uint64                        `json:"peak_heap_bytes"`
+	Identical                    bool                          `json:"identical"`
+	Differences                  []string                      `json:"differences,omitempty"`
+	PendingExpectations          int                           `json:"unconfirmed_changes,omitempty"`
+	ParkedChanges                int                           `json:"parked_changes"`
+	SetupSeconds                 float64                       `json:"setup_seconds"`
+	IssueCreationSeconds         float64                       `json:"issue_creation_seconds"`
 }
 
 func cmdBench(env Env, args []string) int {
@@ -181,6 +191,10 @@ func cmdBench(env Env, args []string) int {
 	}
 	return ExitOK
 }
+
+// jiraCallsMetric is the bridge's counter of Jira calls (labels endpoint
+// and status).
+const jiraCallsMetric = "jirabridge_jira_calls_total"
 
 // countingTransport counts the bench's own HTTP calls to a Jira, so that
 // the bridge's calls are what is left of jirasim's counters.
@@ -451,6 +465,43 @@ func metricSums(ctx context.Context, addr string, names ...string) (map[string]f
 	return out, sc.Err()
 }
 
+// metricByLabel scrapes a bridge's /metrics and sums the counter name by
+// the value of one of its labels.
+func metricByLabel(ctx context.Context, addr, name, label string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), name+"{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		for _, kv := range strings.Split(labels, ",") {
+			if k, val, ok := strings.Cut(kv, "="); ok && k == label {
+				out[strings.Trim(val, `"`)] += v
+			}
+		}
+	}
+	return out, sc.Err()
+}
+
 // peakRSS reads the process's peak resident set (VmHWM) in bytes.
 func peakRSS() int64 {
 	b, err := os.ReadFile("/proc/self/status")
@@ -697,12 +748,16 @@ func runBench(ctx context.Context, o benchOptions) (res benchResult, err error) 
 	}
 	metricNames := []string{"jirabridge_envelopes_sent_total", "jirabridge_changes_sent_total", "jirabridge_changes_received_total"}
 	var before [2]base
+	var endpointsBefore [2]map[string]float64
 	for i, b := range bridges {
 		m, err := metricSums(ctx, b.http, metricNames...)
 		if err != nil {
 			return res, err
 		}
 		before[i] = base{route: sites[i].routeCalls(), own: sites[i].calls.n.Load(), m: m}
+		if endpointsBefore[i], err = metricByLabel(ctx, b.http, jiraCallsMetric, "endpoint"); err != nil {
+			return res, err
+		}
 	}
 	var seqBefore [2]uint64
 	for i, b := range bridges {
@@ -805,6 +860,7 @@ func runBench(ctx context.Context, o benchOptions) (res benchResult, err error) 
 	}
 
 	res.SyncedChanges, res.JiraCalls, res.JiraCallsPerSynced = map[string]int64{}, map[string]int64{}, map[string]float64{}
+	res.JiraCallsByEndpoint, res.JiraCallsPerSyncedByEndpoint = map[string]map[string]int64{}, map[string]map[string]float64{}
 	var envelopes float64
 	for i, b := range bridges {
 		m, err := metricSums(ctx, b.http, metricNames...)
@@ -819,6 +875,21 @@ func runBench(ctx context.Context, o benchOptions) (res benchResult, err error) 
 		res.SyncedChanges[name+"_detected"], res.SyncedChanges[name+"_applied"], res.JiraCalls[name] = sent, received, calls
 		if sent+received > 0 {
 			res.JiraCallsPerSynced[name] = float64(calls) / float64(sent+received)
+		}
+		eps, err := metricByLabel(ctx, b.http, jiraCallsMetric, "endpoint")
+		if err != nil {
+			return res, err
+		}
+		res.JiraCallsByEndpoint[name], res.JiraCallsPerSyncedByEndpoint[name] = map[string]int64{}, map[string]float64{}
+		for ep, v := range eps {
+			n := int64(v - endpointsBefore[i][ep])
+			if n == 0 {
+				continue
+			}
+			res.JiraCallsByEndpoint[name][ep] = n
+			if sent+received > 0 {
+				res.JiraCallsPerSyncedByEndpoint[name][ep] = float64(n) / float64(sent+received)
+			}
 		}
 		if r, err := b.status(ctx); err == nil {
 			res.ParkedChanges += r.Parked

@@ -31,6 +31,11 @@ func TestBenchCommand(t *testing.T) {
 		r.WireBytes == 0 || r.PeakRSSBytes == 0 || r.JiraCalls["alpha"] <= 0 || r.JiraCalls["beta"] <= 0 {
 		t.Errorf("figures missing: %+v", r)
 	}
+	for _, side := range []string{"alpha", "beta"} {
+		if r.JiraCallsByEndpoint[side]["search"] <= 0 || r.JiraCallsPerSyncedByEndpoint[side]["search"] <= 0 {
+			t.Errorf("%s: calls by endpoint %v, per synced change %v: want searches counted", side, r.JiraCallsByEndpoint[side], r.JiraCallsPerSyncedByEndpoint[side])
+		}
+	}
 	if got := r.SyncedChanges["alpha_detected"] + r.SyncedChanges["beta_detected"]; got < 30 {
 		t.Errorf("bridges detected %d changes of 60", got)
 	}

@@ -53,6 +53,10 @@ type Input struct {
 
 	sent map[sentKey]string
 	d    *Detector
+	// deferred: a collector left part of the issue for a later poll (the
+	// applier's write in flight), so the issue is not recorded as
+	// examined in full (KindPolled).
+	deferred bool
 }
 
 type sentKey struct{ kind, id string }

@@ -748,5 +748,6 @@ func (in *Input) busy(ctx context.Context, kind string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("read busy marker of %s: %w", in.Issue.Key, err)
 	}
+	in.deferred = in.deferred || busy
 	return busy, nil
 }

@@ -14,6 +14,12 @@
 // one transaction, so a crash at any point re-polls and produces the same
 // change ids, which the peer's ledger deduplicates.
 //
+// The overlap brings recent issues back on every poll; an issue whose
+// updated time has not moved since it was examined in full (a KindPolled
+// record, written with its changes) is left alone before any per-issue
+// call. docs/engine-detect.md says when the record is written and why a
+// change cannot hide behind it.
+//
 // Echo: history entries by the sync user or tagged with historyMetadata
 // type "jirabridge", and issues created by the sync user or carrying the
 // "jirabridge.origin" property, are never sent.
@@ -21,6 +27,8 @@ package detect
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +39,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/errclass"
 	"github.com/jirabridge/jirabridge/internal/jira"
 	"github.com/jirabridge/jirabridge/internal/mapping"
@@ -50,6 +59,14 @@ const (
 	// KindUnpaired: the issue's partner was deleted and the pair
 	// dissolved (Version: the partner's id); nothing of it is sent again.
 	KindUnpaired = "unpaired"
+	// KindPolled: the issue was examined in full (every collector ran,
+	// none deferred, nothing parked, the records committed) while it had
+	// the updated time in Version ("<ms>|<scope>", see polledVersion).
+	// Poll leaves such an issue alone while its updated time and the
+	// scope stay the same. A version ending "|tentative" was read less
+	// than Settle after that time: Poll looks once more when Jira's clock
+	// is Settle past it, and leaves it alone until then.
+	KindPolled = "polled"
 )
 
 // HistoryMetadataType tags the applier's own edits in Jira's history.
@@ -76,10 +93,18 @@ type Options struct {
 	JQL string
 	// Overlap is subtracted from the cursor in every query; default 2m.
 	Overlap time.Duration
+	// Settle is how far Jira's clock must be past an issue's updated time
+	// when detection reads the issue before it trusts that nothing more
+	// will land with that same updated time (two changes in the same
+	// millisecond, the second committed after the read). An issue read
+	// earlier is examined once more after that (see KindPolled). Default
+	// 2s.
+	Settle time.Duration
 	// Location is the time zone JQL date literals are read in (the sync
 	// user's zone in Jira); nil asks Jira once (GET myself).
 	Location *time.Location
-	// Now is the bridge's clock, used for resync ids only; default time.Now.
+	// Now is the bridge's clock, used for resync ids and to carry Jira's
+	// time forward between reads (Settle); default time.Now.
 	Now func() time.Time
 	// Logger; default slog.Default().
 	Logger *slog.Logger
@@ -104,7 +129,8 @@ type Options struct {
 
 // Result tells what one Poll, PollIssue or Resync did.
 type Result struct {
-	Issues  int       // issues examined
+	Issues  int       // issues the queries returned
+	Skipped int       // of those, left alone: unchanged since examined in full (KindPolled)
 	Changes int       // changes written to pending
 	Parked  int       // changes that could not be mapped (failure records)
 	Cursor  time.Time // the cursor after the poll (zero for PollIssue and Resync)
@@ -123,7 +149,16 @@ type Detector struct {
 
 	mu      sync.Mutex
 	loc     *time.Location
-	started bool // parked issues are re-checked on the first poll
+	started bool   // parked issues are re-checked on the first poll
+	defHash string // of the sync definition, part of a KindPolled record
+
+	// What Jira's clock has certainly reached (Settle): the newest
+	// updated time Jira has shown (jiraFloor), and, once a read has been
+	// timed, how far Jira's clock was at least ahead of the bridge's
+	// (jiraAhead; Jira time >= bridge time + jiraAhead from then on).
+	jiraFloor time.Time
+	jiraAhead time.Duration
+	timed     bool
 }
 
 // New checks opts and builds a Detector; it makes no call.
@@ -168,12 +203,16 @@ func New(opts Options) (*Detector, error) {
 	if opts.WatcherSweepEvery <= 0 {
 		opts.WatcherSweepEvery = 12
 	}
+	if opts.Settle <= 0 {
+		opts.Settle = 2 * time.Second
+	}
 	d := &Detector{o: opts, loc: opts.Location, log: opts.Logger.With("component", "detect", "sync", opts.SyncID)}
 	d.stats = &ContentStats{}
 	if opts.Collectors == nil {
 		opts.Collectors = ContentCollectors(opts.Mapping.Def(), d.stats)
 	}
 	d.collectors = append([]Collector{changelogCollector{}}, opts.Collectors...)
+	d.defHash = defHash(opts.Mapping.Def())
 	return d, nil
 }
 
@@ -231,7 +270,10 @@ func (d *Detector) Poll(ctx context.Context) (Result, error) {
 		jql += fmt.Sprintf(` AND updated >= "%s"`, since.Format("2006/01/02 15:04"))
 	}
 	jql += " ORDER BY updated ASC"
-	reach, err := d.scan(ctx, jql, &res, !hasCursor)
+	if cursor.After(d.jiraFloor) {
+		d.jiraFloor = cursor // Jira showed it, so its clock is past it
+	}
+	reach, err := d.scan(ctx, jql, &res, mode{initial: !hasCursor, skipUnchanged: true})
 	if err != nil {
 		return res, err
 	}
@@ -260,7 +302,7 @@ func (d *Detector) Poll(ctx context.Context) (Result, error) {
 	}
 	res.Cursor = next
 	if res.Changes > 0 || res.Parked > 0 {
-		d.log.Info("poll", "issues", res.Issues, "changes", res.Changes, "parked", res.Parked, "initial", res.Initial)
+		d.log.Info("poll", "issues", res.Issues, "skipped", res.Skipped, "changes", res.Changes, "parked", res.Parked, "initial", res.Initial)
 	}
 	return res, nil
 }
@@ -268,12 +310,14 @@ func (d *Detector) Poll(ctx context.Context) (Result, error) {
 // PollIssue examines one issue now (a webhook's hint). It sends what
 // Poll would send for it and leaves the cursor alone; the next Poll finds
 // nothing more to send for it. An issue outside the sync's JQL is ignored.
+// It always examines the issue in full, even when its updated time has
+// not moved since the last look: a hint is worth the few calls.
 func (d *Detector) PollIssue(ctx context.Context, idOrKey string) (Result, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var res Result
 	jql := fmt.Sprintf("(%s) AND %s = %s", d.o.JQL, idField(idOrKey), quote(idOrKey))
-	_, err := d.scan(ctx, jql, &res, false)
+	_, err := d.scan(ctx, jql, &res, mode{})
 	return res, err
 }
 
@@ -294,7 +338,7 @@ func (d *Detector) Resync(ctx context.Context, jql string) (Result, error) {
 	}
 	q += " ORDER BY updated ASC"
 	stamp := strconv.FormatInt(d.o.Now().UnixMilli(), 10)
-	err := d.search(ctx, q, func(is *jira.Issue) error {
+	err := d.search(ctx, q, func(is *jira.Issue, _ time.Time) error {
 		res.Issues++
 		return d.processIssue(ctx, is, &res, mode{resync: stamp})
 	})
@@ -378,8 +422,9 @@ func dedupe(s []string) []string {
 }
 
 // search pages through jql on the maxResults Jira returns and calls fn for
-// every issue, with its full changelog.
-func (d *Detector) search(ctx context.Context, jql string, fn func(*jira.Issue) error) error {
+// every issue, with what Jira's clock had certainly reached when the
+// issue's page was read (see jiraNotBefore).
+func (d *Detector) search(ctx context.Context, jql string, fn func(is *jira.Issue, readAt time.Time) error) error {
 	_, _, err := d.searchPages(ctx, jql, fn)
 	return err
 }
@@ -391,7 +436,7 @@ func (d *Detector) search(ctx context.Context, jql string, fn func(*jira.Issue) 
 // it. firstMax is the newest updated time on the first page: whatever the
 // scan missed was, when that page was read, behind it in the order, so
 // the cursor may always go that far.
-func (d *Detector) searchPages(ctx context.Context, jql string, fn func(*jira.Issue) error) (clean bool, firstMax time.Time, err error) {
+func (d *Detector) searchPages(ctx context.Context, jql string, fn func(is *jira.Issue, readAt time.Time) error) (clean bool, firstMax time.Time, err error) {
 	fields, expand := d.needs()
 	firstPage := true
 	seen := map[string]bool{}
@@ -399,12 +444,24 @@ func (d *Detector) searchPages(ctx context.Context, jql string, fn func(*jira.Is
 	firstTotal := -1
 	start := 0
 	for {
+		readAt := d.jiraNotBefore(d.o.Now())
 		p, err := d.o.Jira.Search(ctx, jql, start, d.o.PageSize, fields, expand)
 		if err != nil {
 			return false, firstMax, fmt.Errorf("search %q: %w", jql, err)
 		}
 		if firstTotal < 0 {
 			firstTotal = p.Total
+		}
+		// Every updated time on the page was committed before the read.
+		var pageMax time.Time
+		for i := range p.Issues {
+			if u := p.Issues[i].Updated(); u.After(pageMax) {
+				pageMax = u
+			}
+		}
+		d.observe(pageMax, d.o.Now())
+		if pageMax.After(readAt) {
+			readAt = pageMax
 		}
 		for i := range p.Issues {
 			is := &p.Issues[i]
@@ -416,10 +473,7 @@ func (d *Detector) searchPages(ctx context.Context, jql string, fn func(*jira.Is
 			if u := is.Updated(); firstPage && u.After(firstMax) {
 				firstMax = u
 			}
-			if err := d.completeChangelog(ctx, is); err != nil {
-				return false, firstMax, err
-			}
-			if err := fn(is); err != nil {
+			if err := fn(is, readAt); err != nil {
 				return false, firstMax, err
 			}
 		}
@@ -432,6 +486,36 @@ func (d *Detector) searchPages(ctx context.Context, jql string, fn func(*jira.Is
 			return clean, firstMax, nil
 		}
 	}
+}
+
+// observe notes that Jira showed updated time u in an answer that had
+// arrived by bridge time at: Jira's clock was then at least u, and keeps
+// running at the bridge's pace.
+func (d *Detector) observe(u, at time.Time) {
+	if u.IsZero() {
+		return
+	}
+	if u.After(d.jiraFloor) {
+		d.jiraFloor = u
+	}
+	if ahead := u.Sub(at); !d.timed || ahead > d.jiraAhead {
+		d.jiraAhead, d.timed = ahead, true
+	}
+}
+
+// jiraNotBefore is a time Jira's clock has certainly reached by bridge
+// time now: the newest updated time Jira has shown, carried forward by
+// the bridge time since it was shown. It assumes Jira's clock does not
+// step back (the cursor assumes as much) and runs at the bridge clock's
+// pace; it never asks Jira.
+func (d *Detector) jiraNotBefore(now time.Time) time.Time {
+	t := d.jiraFloor
+	if d.timed {
+		if x := now.Add(d.jiraAhead); x.After(t) {
+			t = x
+		}
+	}
+	return t
 }
 
 // completeChangelog fetches the rest of a changelog that the search
@@ -464,11 +548,13 @@ func (d *Detector) completeChangelog(ctx context.Context, is *jira.Issue) error 
 // scan processes every issue jql returns and reports how far the cursor
 // may go: the newest updated time seen when the scan was clean, else the
 // newest of its first page.
-func (d *Detector) scan(ctx context.Context, jql string, res *Result, initial bool) (reach time.Time, err error) {
+func (d *Detector) scan(ctx context.Context, jql string, res *Result, m mode) (reach time.Time, err error) {
 	var newest time.Time
-	clean, firstMax, err := d.searchPages(ctx, jql, func(is *jira.Issue) error {
+	clean, firstMax, err := d.searchPages(ctx, jql, func(is *jira.Issue, readAt time.Time) error {
 		res.Issues++
-		if err := d.processIssue(ctx, is, res, mode{initial: initial}); err != nil {
+		im := m
+		im.readAt = readAt
+		if err := d.processIssue(ctx, is, res, im); err != nil {
 			return err
 		}
 		if u := is.Updated(); u.After(newest) {
@@ -487,6 +573,13 @@ type mode struct {
 	initial bool      // initial sync
 	resync  string    // resync stamp, "" otherwise
 	only    Collector // a sweep: run only this collector on issues already sent
+	// skipUnchanged: leave the issue alone when a KindPolled record says
+	// it was examined in full at its current updated time (Poll's scan;
+	// never a resync, a webhook's hint or a re-check of a parked issue).
+	skipUnchanged bool
+	// readAt is what Jira's clock had certainly reached when the issue
+	// was read (zero: unknown, and the issue is not recorded as examined).
+	readAt time.Time
 }
 
 // recheckParked looks again at issues whose outgoing change was parked:
@@ -515,7 +608,7 @@ func (d *Detector) recheckParked(ctx context.Context, res *Result) error {
 		}
 		done[issue] = true
 		jql := fmt.Sprintf("(%s) AND id = %s", d.o.JQL, issue)
-		if _, err := d.scan(ctx, jql, res, false); err != nil {
+		if _, err := d.scan(ctx, jql, res, mode{}); err != nil {
 			return err
 		}
 	}
@@ -534,9 +627,18 @@ func issueOfChange(id string) string {
 
 // processIssue collects an issue's changes and writes them, with their
 // sent records, in one transaction.
+//
+// Poll's scan (m.skipUnchanged) leaves an issue alone, before any Jira
+// call, when it was examined in full at its current updated time (a
+// KindPolled record; a tentative one only until Settle has passed);
+// every other way in examines it in full. After a full examination the
+// record moves to the issue's updated time, in the same transaction as
+// the issue's changes, when nothing was deferred or parked.
 func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result, m mode) error {
 	var sent map[sentKey]string
 	var failures map[string]store.Failure
+	polled := d.polledVersion(is)
+	skip, second := false, false
 	if err := d.o.Store.View(ctx, func(tx *store.Tx) error {
 		items, err := tx.SentList(d.o.SyncID, is.ID)
 		if err != nil {
@@ -545,6 +647,17 @@ func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result
 		sent = map[sentKey]string{}
 		for _, it := range items {
 			sent[sentKey{it.ItemKind, it.ItemID}] = it.Version
+		}
+		if v, ok := sent[sentKey{KindPolled, ""}]; ok && m.skipUnchanged && !is.Updated().IsZero() {
+			// Examined in full at this updated time: nothing to do, or,
+			// when that read came too early to rule out a change in the
+			// same millisecond committed after it (tentative), one more
+			// look once Jira's clock is Settle past it.
+			skip = v == polled || (v == polled+tentative && !d.settled(is, m.readAt))
+			if skip {
+				return nil
+			}
+			second = v == polled+tentative
 		}
 		fs, err := tx.FailureList(d.o.SyncID, 1000, store.FailureOpen, store.FailureRetrying, store.FailureSkipped)
 		if err != nil {
@@ -563,7 +676,16 @@ func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result
 	if _, gone := sent[sentKey{KindUnpaired, ""}]; gone {
 		return nil
 	}
+	if skip {
+		res.Skipped++
+		return nil
+	}
+	if err := d.completeChangelog(ctx, is); err != nil {
+		return err
+	}
 	in := &Input{Issue: is, Mapping: d.o.Mapping, SyncUser: d.o.SyncUser, Jira: d.o.Jira, sent: sent, d: d}
+	// examined is set where every collector has run on the issue.
+	examined := false
 
 	var found []Found
 	var puts []store.SentItem
@@ -607,6 +729,7 @@ func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result
 				}
 				found = append(found, fs...)
 			}
+			examined = true
 		}
 	case m.resync != "":
 		f, ok, err := d.snapshot(ctx, in, wire.IssueUpdate, d.ChangeID("r"+is.ID+"/"+m.resync))
@@ -644,6 +767,13 @@ func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result
 		}
 		var lists [][]Found
 		for _, c := range d.collectors {
+			if _, w := c.(*watcherCollector); w && second {
+				// The second look at the same updated time is for a
+				// change committed late in the same millisecond; watching
+				// never moves updated, the first look read the watchers
+				// and the sweep reads them again: no call here.
+				continue
+			}
 			fs, err := c.Collect(ctx, in)
 			if err != nil {
 				return fmt.Errorf("collect %s changes of %s: %w", c.Name(), is.Key, err)
@@ -651,8 +781,55 @@ func (d *Detector) processIssue(ctx context.Context, is *jira.Issue, res *Result
 			lists = append(lists, fs)
 		}
 		found = merge(lists)
+		examined = true
 	}
-	return d.write(ctx, is, found, puts, failures, res)
+	var mark *store.SentItem
+	if examined && !in.deferred && !m.readAt.IsZero() && !is.Updated().IsZero() {
+		v := polled
+		if !d.settled(is, m.readAt) {
+			v += tentative
+		}
+		if sent[sentKey{KindPolled, ""}] != v {
+			it := d.sentItem(is.ID, KindPolled, "", v)
+			mark = &it
+		}
+	}
+	return d.write(ctx, is, found, puts, mark, failures, res)
+}
+
+// tentative ends the version of a KindPolled record written by a read that
+// came less than Settle after the issue's updated time.
+const tentative = "|tentative"
+
+// polledVersion is the version of the issue's KindPolled record: its
+// updated time in ms and the scope of the examination (the collectors
+// that ran and the sync definition), so that a collector switched on or
+// off, or a new definition, has every issue examined again once.
+func (d *Detector) polledVersion(is *jira.Issue) string {
+	names := make([]string, len(d.collectors))
+	for i, c := range d.collectors {
+		names[i] = c.Name()
+	}
+	return strconv.FormatInt(is.Updated().UnixMilli(), 10) + "|" + strings.Join(names, ",") + "|" + d.defHash
+}
+
+// settled reports whether the issue was read when Jira's clock was already
+// Settle past its updated time: a change committed after the read then
+// carries a later updated time (it is stamped before it commits, and
+// commits within Settle), so the record cannot hide it.
+func (d *Detector) settled(is *jira.Issue, readAt time.Time) bool {
+	u := is.Updated()
+	return !u.IsZero() && !readAt.IsZero() && !u.Add(d.o.Settle).After(readAt)
+}
+
+// defHash fingerprints the sync definition for KindPolled records.
+func defHash(def *config.SyncDef) string {
+	b, err := json.Marshal(def)
+	if err != nil {
+		return "?"
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:6])
 }
 
 // merge interleaves the collectors' lists by time while keeping each
@@ -679,8 +856,11 @@ func merge(lists [][]Found) []Found {
 // write stores the found changes in order, stopping at the first one that
 // cannot be mapped (it parks the issue's outgoing lane), in one
 // transaction with their sent records.
-func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, puts []store.SentItem, failures map[string]store.Failure, res *Result) error {
-	if len(found) == 0 && len(puts) == 0 {
+//
+// mark, when set, is the issue's KindPolled record: written only when
+// nothing parks, so that a parked issue keeps being looked at.
+func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, puts []store.SentItem, mark *store.SentItem, failures map[string]store.Failure, res *Result) error {
+	if len(found) == 0 && len(puts) == 0 && mark == nil {
 		return nil
 	}
 	var changes, parked, recordOnly int
@@ -721,6 +901,9 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 		if f.Change.ID == "" {
 			recordOnly++
 		}
+	}
+	if mark != nil && parked == 0 {
+		puts = append(puts, *mark)
 	}
 	err := d.o.Store.Update(ctx, func(tx *store.Tx) error {
 		if d.o.beforeCommit != nil {

@@ -152,7 +152,10 @@ func newEnvSim(t *testing.T, so jirasim.Options, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := Options{Jira: e.syncer, Store: e.st, SyncID: syncID, Node: "a", SyncUser: "bridge", Mapping: e.m, Logger: quiet(), PageSize: 50}
+	// The bridge's clock is Jira's: detection carries Jira's time forward
+	// by the bridge time elapsed (Settle), and a test's Jira clock only
+	// moves when the test moves it.
+	o := Options{Jira: e.syncer, Store: e.st, SyncID: syncID, Node: "a", SyncUser: "bridge", Mapping: e.m, Logger: quiet(), PageSize: 50, Now: e.jclk.Now}
 	for _, f := range opts {
 		f(&o)
 	}

@@ -238,7 +238,7 @@ func (d *Detector) recheckSkippedLinks(ctx context.Context, res *Result, first b
 			continue
 		}
 		done[p.issue] = true
-		if _, err := d.scan(ctx, fmt.Sprintf("(%s) AND id = %s", d.o.JQL, p.issue), res, false); err != nil {
+		if _, err := d.scan(ctx, fmt.Sprintf("(%s) AND id = %s", d.o.JQL, p.issue), res, mode{}); err != nil {
 			return fmt.Errorf("look again at the skipped links of issue %s: %w", p.issue, err)
 		}
 	}
