@@ -684,11 +684,13 @@ func (a *Applier) unmappedWatcher(ctx context.Context, cm ContentMapping, c wire
 
 // waitingLinksKey is the cursor holding link changes whose other end has
 // no local issue yet (JSON array of changes).
-func (a *Applier) waitingLinksKey() string { return "links-waiting/" + a.o.SyncID }
+func (a *Applier) waitingLinksKey() string { return waitingLinksCursor(a.o.SyncID) }
+
+func waitingLinksCursor(syncID string) string { return "links-waiting/" + syncID }
 
 func (a *Applier) link(ctx context.Context, cm ContentMapping, c wire.Change, p store.IssuePair) error {
-	if c.Link == nil || c.Link.OtherIssueID == "" {
-		return badChange(c, "link change without a link")
+	if c.Link == nil || c.Link.ID == "" || c.Link.OtherIssueID == "" {
+		return badChange(c, "link change without a link, or its link without an id or other issue")
 	}
 	other, found, err := a.pairByPeer(ctx, c.Link.OtherIssueID)
 	if err != nil {
@@ -826,7 +828,12 @@ func (a *Applier) unwait(ctx context.Context, c wire.Change, localIssue string, 
 }
 
 func (a *Applier) editWaitingTx(tx *store.Tx, fn func([]wire.Change) []wire.Change) error {
-	v, _, err := tx.CursorGet(a.waitingLinksKey())
+	return editWaiting(tx, a.o.SyncID, fn)
+}
+
+func editWaiting(tx *store.Tx, syncID string, fn func([]wire.Change) []wire.Change) error {
+	key := waitingLinksCursor(syncID)
+	v, _, err := tx.CursorGet(key)
 	if err != nil {
 		return err
 	}
@@ -838,13 +845,13 @@ func (a *Applier) editWaitingTx(tx *store.Tx, fn func([]wire.Change) []wire.Chan
 	}
 	ws = fn(ws)
 	if len(ws) == 0 {
-		return tx.CursorSet(a.waitingLinksKey(), "")
+		return tx.CursorSet(key, "")
 	}
 	b, err := json.Marshal(ws)
 	if err != nil {
 		return err
 	}
-	return tx.CursorSet(a.waitingLinksKey(), string(b))
+	return tx.CursorSet(key, string(b))
 }
 
 // ApplyWaitingLinks makes the links that were set aside for a missing

@@ -1,0 +1,163 @@
+package engine_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jirabridge/jirabridge/internal/config"
+	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
+	"github.com/jirabridge/jirabridge/internal/mapping"
+	"github.com/jirabridge/jirabridge/internal/store"
+	"github.com/jirabridge/jirabridge/internal/wire"
+)
+
+// Interactions of a dissolved pair (one of its issues was deleted) with
+// the content that was built next to it: links, the list of skipped items
+// and links set aside.
+
+func skipList(t *testing.T, b *bridge) []store.Skip {
+	t.Helper()
+	var out []store.Skip
+	if err := b.st.View(context.Background(), func(tx *store.Tx) error {
+		var err error
+		out, err = tx.SkipList(syncID, store.SkipQuery{Limit: 1000})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func skipLines(ss []store.Skip) []string {
+	var out []string
+	for _, s := range ss {
+		out = append(out, string(s.Direction)+" "+string(s.Kind)+" "+s.IssueKey)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func waitingLinks(t *testing.T, b *bridge) string {
+	t.Helper()
+	var v string
+	if err := b.st.View(context.Background(), func(tx *store.Tx) error {
+		var err error
+		v, _, err = tx.CursorGet("links-waiting/" + syncID)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// withLinkTypes maps only the given link types on one site (by name) and
+// restarts its bridge.
+func withLinkTypes(t *testing.T, b *bridge, s *enginetest.Site, types ...string) {
+	t.Helper()
+	def := *s.Def
+	def.Links.Types = nil
+	for _, n := range types {
+		def.Links.Types = append(def.Links.Types, config.AliasPair{Local: n, Alias: n})
+	}
+	fields, err := s.Sync.Fields(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mapping.New(&def, fields, mapping.Options{Users: s.Sync})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Def, s.Mapping = &def, m
+	b.restart()
+}
+
+// TestLinkToAnUnpairedIssueIsNotSent: once the partner of an issue was
+// deleted, the issue stays (deletes: keep) but is not synced; a link a
+// person then makes to it from a synced issue is left out and listed as
+// such, instead of being sent to wait on the peer for an issue that will
+// never come. The dissolved issue's own skipped items are no longer
+// listed.
+func TestLinkToAnUnpairedIssueIsNotSent(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	withContent(t, w)
+	withDeletes(t, w, w.alpha, config.DeletesKeep)
+	ctx := context.Background()
+	alice := person(t, w.alpha, 0)
+	r1 := newIssue(t, alice, "ALPHA", "Bug", "stays synced", "")
+	r2 := newIssue(t, alice, "ALPHA", "Bug", "partner deleted", "")
+	// Over attachments.max_size_mb 1: listed as skipped on r2.
+	if _, err := alice.AddAttachment(ctx, r2.Key, "big.bin", make([]byte, 2<<20)); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if got := skipLines(skipList(t, w.a)); !slices.Equal(got, []string{"outgoing attachment " + r2.Key}) {
+		t.Fatalf("alpha skips before the delete %q", got)
+	}
+	if err := w.beta.Client(t, "admin").DeleteIssue(ctx, w.a.peerKey(t, r2.Key)); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if got := skipLines(skipList(t, w.a)); len(got) != 0 {
+		t.Errorf("alpha skips after r2's partner was deleted %q, want none (r2 is not synced any more)", got)
+	}
+
+	if err := alice.CreateLink(ctx, "Blocks", r1.Key, r2.Key); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if n := w.sentAB[wire.LinkAdd]; n != 0 {
+		t.Errorf("alpha sent %d link.add, want 0: the other end is unpaired", n)
+	}
+	if v := waitingLinks(t, w.b); v != "" {
+		t.Errorf("beta has links waiting for an issue that never comes: %s", v)
+	}
+	if got := skipLines(skipList(t, w.b)); len(got) != 0 {
+		t.Errorf("beta skips %q, want none", got)
+	}
+	got := skipList(t, w.a)
+	if !slices.Equal(skipLines(got), []string{"outgoing link " + r1.Key}) {
+		t.Fatalf("alpha skips %q, want the link of %s", skipLines(got), r1.Key)
+	}
+	if r := got[0].Reason; !strings.Contains(r, r2.Key) || !strings.Contains(r, "partner") {
+		t.Errorf("reason %q should say %s is no longer synced because its partner was deleted", r, r2.Key)
+	}
+}
+
+// TestDissolvedPairDropsLinksSetAside: a link that waits on beta (its
+// type is not mapped there) can never be made once a person on beta
+// deletes one of its ends (alpha keeps the link, to an issue it no longer
+// syncs): the pair's dissolution drops it and its entry in the list of
+// skipped items.
+func TestDissolvedPairDropsLinksSetAside(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	withContent(t, w)
+	withDeletes(t, w, w.alpha, config.DeletesKeep)
+	withLinkTypes(t, w.b, w.beta, "Blocks")
+	ctx := context.Background()
+	alice := person(t, w.alpha, 0)
+	r1 := newIssue(t, alice, "ALPHA", "Bug", "one", "")
+	r2 := newIssue(t, alice, "ALPHA", "Bug", "two", "")
+	w.settle()
+	if err := alice.CreateLink(ctx, "Relates", r1.Key, r2.Key); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	b1 := w.a.peerKey(t, r1.Key)
+	if got := skipLines(skipList(t, w.b)); !slices.Equal(got, []string{"incoming link " + b1}) || waitingLinks(t, w.b) == "" {
+		t.Fatalf("beta skips %q, waiting %q: want the link of %s set aside", got, waitingLinks(t, w.b), b1)
+	}
+	if err := w.beta.Client(t, "admin").DeleteIssue(ctx, w.a.peerKey(t, r2.Key)); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if v := waitingLinks(t, w.b); v != "" {
+		t.Errorf("beta still keeps a link to the dissolved issue waiting: %s", v)
+	}
+	if got := skipLines(skipList(t, w.b)); len(got) != 0 {
+		t.Errorf("beta skips %q, want none", got)
+	}
+}
