@@ -234,6 +234,11 @@ type linkElem struct {
 // single link does) and ones beyond the set are removed. Links of a type
 // this side does not sync, or to an issue that is not paired, stay.
 func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change, from store.IssuePair) error {
+	for i, l := range c.Links {
+		if l.ID == "" || l.OtherIssueID == "" {
+			return badChange(c, fmt.Sprintf("link %d of the set has no id or no other issue", i+1))
+		}
+	}
 	from.LocalID = orID(from)
 	want := map[string]*linkElem{}
 	var waiting []wire.Change
