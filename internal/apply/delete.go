@@ -48,8 +48,9 @@ func DissolvedCursor(syncID, peerIssueID string) string {
 // that saw the delete and the side that is told of it call it.
 //
 // What was listed as left out of the issue's sync (status) no longer
-// applies, and links set aside that start or end at the peer issue can
-// never be made: both go too.
+// applies, links set aside that start or end at the peer issue can never
+// be made, and the issue's parked outgoing changes can never be sent: all
+// go too.
 func DissolvePair(tx *store.Tx, p store.IssuePair) error {
 	if err := tx.PairDelete(p.SyncID, p.LocalID); err != nil {
 		return err
@@ -65,7 +66,28 @@ func DissolvePair(tx *store.Tx, p store.IssuePair) error {
 	if err := dropWaitingLinksOf(tx, p.SyncID, p.PeerID); err != nil {
 		return err
 	}
+	if err := resolveOutgoingParks(tx, p.SyncID, p.LocalID); err != nil {
+		return err
+	}
 	return tx.CursorSet(DissolvedCursor(p.SyncID, p.PeerID), p.LocalID)
+}
+
+// resolveOutgoingParks resolves the local issue's parked outgoing changes
+// (detection's failures, "<change id>@<local issue id>"): an issue that is
+// not synced any more has nothing to send, and a retry would find nothing.
+func resolveOutgoingParks(tx *store.Tx, syncID, localID string) error {
+	fs, err := tx.FailureList(syncID, 10000, store.FailureOpen, store.FailureRetrying)
+	if err != nil {
+		return err
+	}
+	for _, f := range fs {
+		if strings.HasPrefix(f.Kind, detect.FailureKindPrefix) && strings.HasSuffix(f.ChangeID, "@"+localID) {
+			if err := tx.FailureResolve(f.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // dropWaitingLinksOf drops the links set aside whose either end is the

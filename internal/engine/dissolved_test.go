@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jirabridge/jirabridge/internal/apply"
 	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
 	"github.com/jirabridge/jirabridge/internal/mapping"
@@ -159,5 +160,59 @@ func TestDissolvedPairDropsLinksSetAside(t *testing.T) {
 	}
 	if got := skipLines(skipList(t, w.b)); len(got) != 0 {
 		t.Errorf("beta skips %q, want none", got)
+	}
+}
+
+// TestDissolvedPairResolvesItsOutgoingPark: a local change of an issue
+// parked on its way out (a value the sync definition does not map); then
+// the partner is deleted. The issue is not synced any more, so the parked
+// change can never be sent: it leaves the list of parked messages, and
+// the property shows "unpaired", not "parked".
+func TestDissolvedPairResolvesItsOutgoingPark(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	def := *w.alpha.Def
+	def.Fields = append([]config.FieldMap(nil), def.Fields...)
+	for i, f := range def.Fields {
+		if f.Alias == "severity" {
+			var vals config.AliasMap
+			for _, v := range f.Values {
+				if v.Local != "S3" {
+					vals = append(vals, v)
+				}
+			}
+			def.Fields[i].Values = vals
+		}
+	}
+	fields, err := w.alpha.Sync.Fields(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mapping.New(&def, fields, mapping.Options{Users: w.alpha.Sync})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.alpha.Def, w.alpha.Mapping = &def, m
+	withDeletes(t, w, w.alpha, config.DeletesKeep)
+	alice := person(t, w.alpha, 0)
+	one := createIssue(t, alice, w.alpha, "Task", map[string]any{"summary": "one"})
+	w.settle()
+	if err := alice.EditIssue(ctx, one.Key, map[string]any{w.alpha.Field["Severity"]: map[string]string{"value": "S3"}}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if fs := openFailures(t, w.a); len(fs) != 1 {
+		t.Fatalf("open failures on alpha = %+v, want 1 (outgoing)", fs)
+	}
+	if err := w.beta.Client(t, "admin").DeleteIssue(ctx, w.a.peerKey(t, one.Key)); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if fs := openFailures(t, w.a); len(fs) != 0 {
+		t.Errorf("open failures on alpha after the partner was deleted = %+v, want none", fs)
+	}
+	if st := syncState(t, w.alpha, one.Key); st.State != apply.StateUnpaired {
+		t.Errorf("alpha property = %+v, want unpaired", st)
 	}
 }
