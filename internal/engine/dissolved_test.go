@@ -8,8 +8,10 @@ import (
 
 	"github.com/jirabridge/jirabridge/internal/apply"
 	"github.com/jirabridge/jirabridge/internal/config"
+	"github.com/jirabridge/jirabridge/internal/engine"
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
 	"github.com/jirabridge/jirabridge/internal/mapping"
+	"github.com/jirabridge/jirabridge/internal/replay"
 	"github.com/jirabridge/jirabridge/internal/store"
 	"github.com/jirabridge/jirabridge/internal/wire"
 )
@@ -172,28 +174,7 @@ func TestDissolvedPairResolvesItsOutgoingPark(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	ctx := context.Background()
-	def := *w.alpha.Def
-	def.Fields = append([]config.FieldMap(nil), def.Fields...)
-	for i, f := range def.Fields {
-		if f.Alias == "severity" {
-			var vals config.AliasMap
-			for _, v := range f.Values {
-				if v.Local != "S3" {
-					vals = append(vals, v)
-				}
-			}
-			def.Fields[i].Values = vals
-		}
-	}
-	fields, err := w.alpha.Sync.Fields(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := mapping.New(&def, fields, mapping.Options{Users: w.alpha.Sync})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.alpha.Def, w.alpha.Mapping = &def, m
+	withoutS3(t, w)
 	withDeletes(t, w, w.alpha, config.DeletesKeep)
 	alice := person(t, w.alpha, 0)
 	one := createIssue(t, alice, w.alpha, "Task", map[string]any{"summary": "one"})
@@ -215,4 +196,88 @@ func TestDissolvedPairResolvesItsOutgoingPark(t *testing.T) {
 	if st := syncState(t, w.alpha, one.Key); st.State != apply.StateUnpaired {
 		t.Errorf("alpha property = %+v, want unpaired", st)
 	}
+}
+
+// withoutS3 makes alpha's sync definition forget the Severity value S3
+// and restarts alpha's bridge; the returned func puts the definition back
+// and restarts it again.
+func withoutS3(t *testing.T, w *world) (restore func()) {
+	t.Helper()
+	orig, origM := w.alpha.Def, w.alpha.Mapping
+	def := *w.alpha.Def
+	def.Fields = append([]config.FieldMap(nil), def.Fields...)
+	for i, f := range def.Fields {
+		if f.Alias != "severity" {
+			continue
+		}
+		var vals config.AliasMap
+		for _, v := range f.Values {
+			if v.Local != "S3" {
+				vals = append(vals, v)
+			}
+		}
+		def.Fields[i].Values = vals
+	}
+	fields, err := w.alpha.Sync.Fields(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mapping.New(&def, fields, mapping.Options{Users: w.alpha.Sync})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.alpha.Def, w.alpha.Mapping = &def, m
+	w.a.restart()
+	return func() {
+		w.alpha.Def, w.alpha.Mapping = orig, origM
+		w.a.restart()
+	}
+}
+
+// TestResyncOfAnIssueParkedOnItsWayOut: a resync of an issue whose
+// outgoing change is parked for a value the definition does not map
+// parks no second change (the issue is listed once, as parked), and once
+// the value is mapped and the park retried, nothing of the issue stays
+// parked.
+func TestResyncOfAnIssueParkedOnItsWayOut(t *testing.T) {
+	t.Parallel()
+	// Known, not fixed on the review branch: the fix belongs in
+	// detect.go (write/processIssue), which another branch is changing.
+	// A resync snapshot that cannot be mapped parks under its own change
+	// id "r<issue>/<stamp>", a new open failure per resync that no later
+	// scan ever produces again, so it never resolves. Remove this skip
+	// with the fix.
+	t.Skip("known: a resync of an issue parked outgoing adds a failure per resync that never resolves (detect.go)")
+	w := newWorld(t)
+	ctx := context.Background()
+	restore := withoutS3(t, w)
+	alice := person(t, w.alpha, 0)
+	one := createIssue(t, alice, w.alpha, "Task", map[string]any{"summary": "one"})
+	w.settle()
+	if err := alice.EditIssue(ctx, one.Key, map[string]any{w.alpha.Field["Severity"]: map[string]string{"value": "S3"}}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	fs := openFailures(t, w.a)
+	if len(fs) != 1 {
+		t.Fatalf("open failures on alpha = %+v, want 1 (outgoing)", fs)
+	}
+	for range 2 {
+		if _, err := engine.RequestResync(ctx, w.a.st, syncID, "key = "+one.Key); err != nil {
+			t.Fatal(err)
+		}
+		w.settle()
+	}
+	if got := openFailures(t, w.a); len(got) != 1 {
+		t.Errorf("open failures on alpha after two resyncs = %d, want still 1:\n%+v", len(got), got)
+	}
+	restore()
+	if _, err := replay.Retry(ctx, w.a.st, fs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if got := openFailures(t, w.a); len(got) != 0 {
+		t.Errorf("open failures on alpha after the value was mapped and the park retried = %+v, want none", got)
+	}
+	mustNoDiff(t, w, one.Key)
 }
