@@ -55,6 +55,11 @@ func DissolvePair(tx *store.Tx, p store.IssuePair) error {
 	if err := tx.PairDelete(p.SyncID, p.LocalID); err != nil {
 		return err
 	}
+	// What detection kept of the issue (what it sent, element clocks)
+	// no longer matters: only the mark that it is unpaired stays.
+	if err := tx.SentDeleteIssue(p.SyncID, p.LocalID); err != nil {
+		return err
+	}
 	if err := tx.SentPut(store.SentItem{SyncID: p.SyncID, IssueID: p.LocalID, ItemKind: detect.KindUnpaired, Version: p.PeerID}); err != nil {
 		return err
 	}

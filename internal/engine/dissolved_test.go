@@ -8,6 +8,7 @@ import (
 
 	"github.com/jirabridge/jirabridge/internal/apply"
 	"github.com/jirabridge/jirabridge/internal/config"
+	"github.com/jirabridge/jirabridge/internal/detect"
 	"github.com/jirabridge/jirabridge/internal/engine"
 	"github.com/jirabridge/jirabridge/internal/engine/enginetest"
 	"github.com/jirabridge/jirabridge/internal/mapping"
@@ -105,6 +106,21 @@ func TestLinkToAnUnpairedIssueIsNotSent(t *testing.T) {
 	w.settle()
 	if got := skipLines(skipList(t, w.a)); len(got) != 0 {
 		t.Errorf("alpha skips after r2's partner was deleted %q, want none (r2 is not synced any more)", got)
+	}
+	// Of what detection kept about r2 (comments, attachments, watchers,
+	// element clocks...) only the mark that it is unpaired is left.
+	var kinds []string
+	if err := w.a.st.View(ctx, func(tx *store.Tx) error {
+		items, err := tx.SentList(syncID, r2.ID)
+		for _, it := range items {
+			kinds = append(kinds, it.ItemKind)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(kinds, []string{detect.KindUnpaired}) {
+		t.Errorf("alpha's records of r2 after the dissolution: %q, want only %q", kinds, detect.KindUnpaired)
 	}
 
 	if err := alice.CreateLink(ctx, "Blocks", r1.Key, r2.Key); err != nil {
