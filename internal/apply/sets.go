@@ -126,7 +126,7 @@ func (a *Applier) watcherSet(ctx context.Context, cm ContentMapping, c wire.Chan
 	for _, cf := range conflicts {
 		a.log.Info("conflict", "change_id", c.ID, "issue", cf.Issue, "element", cf.Field, "winner", "local", "local_at", cf.LocalAt, "peer_at", c.At)
 	}
-	return storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+	err = storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
 		// The recorded snapshot follows Jira now, except for the people
 		// whose local change won (it was sent, or detection sends it): a
 		// retry after a crash between the writes and this record finds
@@ -188,6 +188,10 @@ func (a *Applier) watcherSet(ctx context.Context, cm ContentMapping, c wire.Chan
 		}
 		return a.commitSet(tx, c, p.LocalID, detect.KindWatchers, detect.KindWatcherClock, len(written) > 0, conflicts, nil)
 	}))
+	if err == nil {
+		a.conflicted(conflicts)
+	}
+	return err
 }
 
 // undetectedWatchers names the watchers of a local issue whose state in
@@ -428,7 +432,7 @@ func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change,
 	for _, cf := range conflicts {
 		a.log.Info("conflict", "change_id", c.ID, "issue", cf.Issue, "element", cf.Field, "winner", "local", "local_at", cf.LocalAt, "peer_at", c.At)
 	}
-	return storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+	err = storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
 		// Links of this issue still waiting for their other end: the set
 		// replaces them.
 		var dropped []wire.Change
@@ -471,6 +475,10 @@ func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change,
 		}
 		return a.commitSet(tx, c, from.LocalID, detect.KindLink, detect.KindLinkClock, busy, conflicts, sent)
 	}))
+	if err == nil {
+		a.conflicted(conflicts)
+	}
+	return err
 }
 
 // undetectedLinks tells which links of diff a person made or removed
