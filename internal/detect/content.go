@@ -607,19 +607,11 @@ func (in *Input) synced(ctx context.Context, issueID string) (ok, unpaired bool,
 	if err != nil || ok || unpaired {
 		return ok, unpaired, err
 	}
-	p, err := d.o.Jira.Search(ctx, fmt.Sprintf("(%s) AND id = %s", d.o.JQL, issueID), 0, 1, []string{"issuetype"}, nil)
+	sel, err := d.inSync(ctx, []string{issueID})
 	if err != nil {
 		return false, false, fmt.Errorf("is issue %s synced: %w", issueID, err)
 	}
-	if len(p.Issues) == 0 {
-		return false, false, nil
-	}
-	var t struct{ Name string }
-	if ok, _ := p.Issues[0].Field("issuetype", &t); !ok {
-		return false, false, nil
-	}
-	_, ok = in.Mapping.IssueTypeAlias(t.Name)
-	return ok, false, nil
+	return sel[issueID], false, nil
 }
 
 // ---- sub-tasks ----

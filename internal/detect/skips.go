@@ -293,7 +293,7 @@ func (d *Detector) inSync(ctx context.Context, ids []string) (map[string]bool, e
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("are the other ends of skipped links synced: %w", err)
+			return nil, fmt.Errorf("which issues does the sync select: %w", err)
 		}
 	}
 	return out, nil
