@@ -49,8 +49,8 @@ func DissolvedCursor(syncID, peerIssueID string) string {
 //
 // What was listed as left out of the issue's sync (status) no longer
 // applies, links set aside that start or end at the peer issue can never
-// be made, and the issue's parked outgoing changes can never be sent: all
-// go too.
+// be made, the issue's parked outgoing changes can never be sent, and the
+// peer issue's parked incoming ones never applied: all go too.
 func DissolvePair(tx *store.Tx, p store.IssuePair) error {
 	if err := tx.PairDelete(p.SyncID, p.LocalID); err != nil {
 		return err
@@ -74,7 +74,31 @@ func DissolvePair(tx *store.Tx, p store.IssuePair) error {
 	if err := resolveOutgoingParks(tx, p.SyncID, p.LocalID); err != nil {
 		return err
 	}
+	if err := unparkIncoming(tx, p.SyncID, p.PeerID); err != nil {
+		return err
+	}
 	return tx.CursorSet(DissolvedCursor(p.SyncID, p.PeerID), p.LocalID)
+}
+
+// unparkIncoming puts the peer issue's parked changes back in its lane:
+// they can never be applied now, and their next try drops them as
+// changes of a dissolved pair (skipDissolved), which resolves their
+// failures. (On the side told of the delete the lane holds none: the
+// delete itself waited behind them.)
+func unparkIncoming(tx *store.Tx, syncID, peerIssueID string) error {
+	items, err := tx.ReplayLane(syncID, peerIssueID)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		if it.State != store.ReplayParked {
+			continue
+		}
+		if err := tx.ReplaySetState(it.ID, store.ReplayPending, it.LastError, time.Time{}, false); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // resolveOutgoingParks resolves the local issue's parked outgoing changes

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/jirabridge/jirabridge/internal/apply"
 	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/detect"
@@ -296,4 +298,54 @@ func TestResyncOfAnIssueParkedOnItsWayOut(t *testing.T) {
 		t.Errorf("open failures on alpha after the value was mapped and the park retried = %+v, want none", got)
 	}
 	mustNoDiff(t, w, one.Key)
+}
+
+// TestDeleteDropsTheIssuesParkedIncomingChanges: a change from alpha parks
+// on beta (a field beta's screen does not show); then a person on beta
+// deletes the copy. That change can never be applied now: it is dropped
+// as a change of a dissolved pair (counted, not parked), and nothing of
+// the issue stays in beta's list of parked messages.
+func TestDeleteDropsTheIssuesParkedIncomingChanges(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	withMetrics(t, w)
+	withDeletes(t, w, w.alpha, config.DeletesKeep)
+	ctx := context.Background()
+	alice := person(t, w.alpha, 0)
+	one := createIssue(t, alice, w.alpha, "Task", map[string]any{"summary": "one"})
+	w.settle()
+	betaKey := w.a.peerKey(t, one.Key)
+	onScreen := []string{"summary", "description", "priority", "labels", "duedate", "assignee", "reporter",
+		w.beta.Field["Estimate"], w.beta.Field["Impact"]}
+	if err := w.beta.Sim.SetScreen("BETA", onScreen...); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.EditIssue(ctx, one.Key, map[string]any{w.alpha.Field["Customer Ref"]: "C-9"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if fs := openFailures(t, w.b); len(fs) != 1 {
+		t.Fatalf("open failures on beta = %+v, want 1", fs)
+	}
+	if err := w.beta.Client(t, "admin").DeleteIssue(ctx, betaKey); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if fs := openFailures(t, w.b); len(fs) != 0 {
+		t.Errorf("open failures on beta after its copy was deleted = %+v, want none", fs)
+	}
+	var unresolved int
+	if err := w.b.st.View(ctx, func(tx *store.Tx) error {
+		var err error
+		unresolved, err = tx.FailureCount(syncID, store.FailureOpen, store.FailureRetrying)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if unresolved != 0 {
+		t.Errorf("beta has %d unresolved failures, want none", unresolved)
+	}
+	if got := testutil.ToFloat64(w.b.metrics.ChangesSkipped.WithLabelValues(apply.ReasonPairDissolved)); got != 1 {
+		t.Errorf("beta dropped %v changes of the dissolved pair, want 1 (the parked one)", got)
+	}
 }
