@@ -64,7 +64,7 @@ func (a *Applier) elementConflict(c wire.Change, localKey, element, localValue, 
 // sends it), where it wins by the same comparison.
 func (a *Applier) lost(ctx context.Context, c wire.Change, localIssue string, cf store.Conflict) error {
 	a.log.Info("conflict", "change_id", c.ID, "issue", cf.Issue, "element", cf.Field, "winner", "local", "local_at", cf.LocalAt, "peer_at", c.At)
-	return storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+	err := storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
 		cf.At = tx.Now()
 		if _, err := tx.ConflictAdd(cf); err != nil {
 			return err
@@ -72,6 +72,10 @@ func (a *Applier) lost(ctx context.Context, c wire.Change, localIssue string, cf
 		_, err := tx.LedgerRecord(store.Applied{ChangeID: c.ID, SyncID: a.o.SyncID, Issue: localIssue, Result: "older", AppliedAt: tx.Now()})
 		return err
 	}))
+	if err == nil {
+		a.conflicted([]store.Conflict{cf})
+	}
+	return err
 }
 
 func watchState(on bool) string {

@@ -541,13 +541,13 @@ func (a *Applier) watcher(ctx context.Context, cm ContentMapping, c wire.Change,
 	if err != nil && !errors.Is(err, context.Canceled) {
 		// A watcher nobody here matches is skipped, not parked.
 		a.log.Info("watcher not mapped here", "change_id", c.ID, "err", err)
-		return a.peerOnlyWatcher(ctx, cm, c, p)
+		return a.unmappedWatcher(ctx, cm, c, p)
 	}
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return a.peerOnlyWatcher(ctx, cm, c, p)
+		return a.unmappedWatcher(ctx, cm, c, p)
 	}
 	ws, err := a.o.Jira.Watchers(ctx, p.LocalID)
 	if err != nil {
@@ -655,8 +655,20 @@ func (a *Applier) newCopyWatchers(ctx context.Context, issueID string) (*store.S
 // watchers the user policy could not map here (skipped, for status).
 func UnmappedWatchersCursor(syncID string) string { return "watchers-unmapped/" + syncID }
 
+// unmappedWatcher skips a peer's watcher that maps to nobody here, in one
+// transaction: the peer watcher record (detect.KindPeerWatcher, so a
+// resync from this side leaves them watching on the peer), the entry in
+// the list of skipped items, the count and the ledger.
 func (a *Applier) unmappedWatcher(ctx context.Context, cm ContentMapping, c wire.Change, p store.IssuePair) error {
 	return storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+		state := "1"
+		if c.Kind == wire.WatcherRemove {
+			state = "0"
+		}
+		if err := tx.SentPut(store.SentItem{SyncID: a.o.SyncID, IssueID: p.LocalID, ItemKind: detect.KindPeerWatcher,
+			ItemID: detect.PeerWatcherID(*c.Watcher), Version: state}); err != nil {
+			return err
+		}
 		// Listed for status while the peer's person watches; a removal
 		// ends it.
 		if c.Kind == wire.WatcherRemove {
@@ -684,11 +696,13 @@ func (a *Applier) unmappedWatcher(ctx context.Context, cm ContentMapping, c wire
 
 // waitingLinksKey is the cursor holding link changes whose other end has
 // no local issue yet (JSON array of changes).
-func (a *Applier) waitingLinksKey() string { return "links-waiting/" + a.o.SyncID }
+func (a *Applier) waitingLinksKey() string { return waitingLinksCursor(a.o.SyncID) }
+
+func waitingLinksCursor(syncID string) string { return "links-waiting/" + syncID }
 
 func (a *Applier) link(ctx context.Context, cm ContentMapping, c wire.Change, p store.IssuePair) error {
-	if c.Link == nil || c.Link.OtherIssueID == "" {
-		return badChange(c, "link change without a link")
+	if c.Link == nil || c.Link.ID == "" || c.Link.OtherIssueID == "" {
+		return badChange(c, "link change without a link, or its link without an id or other issue")
 	}
 	other, found, err := a.pairByPeer(ctx, c.Link.OtherIssueID)
 	if err != nil {
@@ -826,7 +840,12 @@ func (a *Applier) unwait(ctx context.Context, c wire.Change, localIssue string, 
 }
 
 func (a *Applier) editWaitingTx(tx *store.Tx, fn func([]wire.Change) []wire.Change) error {
-	v, _, err := tx.CursorGet(a.waitingLinksKey())
+	return editWaiting(tx, a.o.SyncID, fn)
+}
+
+func editWaiting(tx *store.Tx, syncID string, fn func([]wire.Change) []wire.Change) error {
+	key := waitingLinksCursor(syncID)
+	v, _, err := tx.CursorGet(key)
 	if err != nil {
 		return err
 	}
@@ -838,13 +857,13 @@ func (a *Applier) editWaitingTx(tx *store.Tx, fn func([]wire.Change) []wire.Chan
 	}
 	ws = fn(ws)
 	if len(ws) == 0 {
-		return tx.CursorSet(a.waitingLinksKey(), "")
+		return tx.CursorSet(key, "")
 	}
 	b, err := json.Marshal(ws)
 	if err != nil {
 		return err
 	}
-	return tx.CursorSet(a.waitingLinksKey(), string(b))
+	return tx.CursorSet(key, string(b))
 }
 
 // ApplyWaitingLinks makes the links that were set aside for a missing

@@ -2,8 +2,10 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,14 +46,112 @@ func DissolvedCursor(syncID, peerIssueID string) string {
 // nothing more of the local issue (a detect.KindUnpaired record), and
 // changes of the peer issue still on their way are skipped. Both the side
 // that saw the delete and the side that is told of it call it.
+//
+// What was listed as left out of the issue's sync (status) no longer
+// applies, links set aside that start or end at the peer issue can never
+// be made, the issue's parked outgoing changes can never be sent, and the
+// peer issue's parked incoming ones never applied: all go too.
 func DissolvePair(tx *store.Tx, p store.IssuePair) error {
 	if err := tx.PairDelete(p.SyncID, p.LocalID); err != nil {
+		return err
+	}
+	// What detection kept of the issue (what it sent, element clocks)
+	// no longer matters: only the mark that it is unpaired stays.
+	if err := tx.SentDeleteIssue(p.SyncID, p.LocalID); err != nil {
 		return err
 	}
 	if err := tx.SentPut(store.SentItem{SyncID: p.SyncID, IssueID: p.LocalID, ItemKind: detect.KindUnpaired, Version: p.PeerID}); err != nil {
 		return err
 	}
+	for _, dir := range []store.SkipDirection{store.SkipOutgoing, store.SkipIncoming} {
+		if _, err := tx.SkipClearIssue(p.SyncID, dir, p.LocalID); err != nil {
+			return err
+		}
+	}
+	if err := dropWaitingLinksOf(tx, p.SyncID, p.PeerID); err != nil {
+		return err
+	}
+	if err := resolveOutgoingParks(tx, p.SyncID, p.LocalID); err != nil {
+		return err
+	}
+	if err := unparkIncoming(tx, p.SyncID, p.PeerID); err != nil {
+		return err
+	}
 	return tx.CursorSet(DissolvedCursor(p.SyncID, p.PeerID), p.LocalID)
+}
+
+// unparkIncoming puts the peer issue's parked changes back in its lane:
+// they can never be applied now, and their next try drops them as
+// changes of a dissolved pair (skipDissolved), which resolves their
+// failures. (On the side told of the delete the lane holds none: the
+// delete itself waited behind them.)
+func unparkIncoming(tx *store.Tx, syncID, peerIssueID string) error {
+	items, err := tx.ReplayLane(syncID, peerIssueID)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		if it.State != store.ReplayParked {
+			continue
+		}
+		if err := tx.ReplaySetState(it.ID, store.ReplayPending, it.LastError, time.Time{}, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolveOutgoingParks resolves the local issue's parked outgoing changes
+// (detection's failures, "<change id>@<local issue id>"): an issue that is
+// not synced any more has nothing to send, and a retry would find nothing.
+func resolveOutgoingParks(tx *store.Tx, syncID, localID string) error {
+	fs, err := tx.FailureList(syncID, 10000, store.FailureOpen, store.FailureRetrying)
+	if err != nil {
+		return err
+	}
+	for _, f := range fs {
+		if strings.HasPrefix(f.Kind, detect.FailureKindPrefix) && strings.HasSuffix(f.ChangeID, "@"+localID) {
+			if err := tx.FailureResolve(f.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// dropWaitingLinksOf drops the links set aside whose either end is the
+// peer issue, with their entries in the list of skipped items (kept on the
+// local issue of the link's outward end).
+func dropWaitingLinksOf(tx *store.Tx, syncID, peerIssueID string) error {
+	var dropped []wire.Change
+	if err := editWaiting(tx, syncID, func(ws []wire.Change) []wire.Change {
+		return slices.DeleteFunc(ws, func(w wire.Change) bool {
+			gone := w.IssueID == peerIssueID || (w.Link != nil && w.Link.OtherIssueID == peerIssueID)
+			if gone {
+				dropped = append(dropped, w)
+			}
+			return gone
+		})
+	}); err != nil {
+		return err
+	}
+	for _, w := range dropped {
+		if w.IssueID == peerIssueID || w.Link == nil || w.Link.ID == "" {
+			continue // the dissolved issue's own entries are cleared above
+		}
+		from, err := tx.PairByPeer(syncID, w.IssueID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.SkipClear(store.SkipKey{SyncID: syncID, Direction: store.SkipIncoming, IssueID: from.LocalID,
+			Kind: store.SkipLink, Item: w.Link.ID}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // skipDissolved records a change of a dissolved pair's peer issue as done

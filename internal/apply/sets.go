@@ -83,12 +83,22 @@ func (a *Applier) watcherSet(ctx context.Context, cm ContentMapping, c wire.Chan
 	if err != nil {
 		return err
 	}
+	undetected, err := a.undetectedWatchers(ctx, p.LocalID, c.ID, have)
+	if err != nil {
+		return err
+	}
 	var conflicts []store.Conflict
 	var written []string
 	lost := map[string]bool{}
 	for _, n := range diff {
 		localAt := detect.ElementTime(own[n], floor)
-		if !a.peerWins(c.At, localAt) {
+		if undetected[n] {
+			// A person changed this watcher here after detection last
+			// looked: newer than anything the peer knew when it made
+			// the set. It stays, and detection sends it.
+			localAt = a.o.Now().UTC()
+		}
+		if undetected[n] || !a.peerWins(c.At, localAt) {
 			conflicts = append(conflicts, a.elementConflict(c, p.LocalKey, "watcher "+n, watchState(have[n]), watchState(want[n]), localAt))
 			lost[n] = true
 			continue
@@ -116,7 +126,7 @@ func (a *Applier) watcherSet(ctx context.Context, cm ContentMapping, c wire.Chan
 	for _, cf := range conflicts {
 		a.log.Info("conflict", "change_id", c.ID, "issue", cf.Issue, "element", cf.Field, "winner", "local", "local_at", cf.LocalAt, "peer_at", c.At)
 	}
-	return storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+	err = storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
 		// The recorded snapshot follows Jira now, except for the people
 		// whose local change won (it was sent, or detection sends it): a
 		// retry after a crash between the writes and this record finds
@@ -178,6 +188,49 @@ func (a *Applier) watcherSet(ctx context.Context, cm ContentMapping, c wire.Chan
 		}
 		return a.commitSet(tx, c, p.LocalID, detect.KindWatchers, detect.KindWatcherClock, len(written) > 0, conflicts, nil)
 	}))
+	if err == nil {
+		a.conflicted(conflicts)
+	}
+	return err
+}
+
+// undetectedWatchers names the watchers of a local issue whose state in
+// Jira (have) differs from detection's record: changes a person made that
+// detection has not sent yet. On a retry of the set itself (its busy
+// marker is still there) the differences may be its own writes before a
+// crash, so there are none.
+func (a *Applier) undetectedWatchers(ctx context.Context, localIssue, changeID string, have map[string]bool) (map[string]bool, error) {
+	var rec string
+	var had bool
+	var busy string
+	if err := a.o.Store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		if rec, had, err = tx.SentGet(a.o.SyncID, localIssue, detect.KindWatchers, ""); err != nil {
+			return err
+		}
+		busy, _, err = tx.CursorGet(detect.BusyCursor(a.o.SyncID, localIssue, detect.KindWatchers))
+		return err
+	}); err != nil {
+		return nil, storeErr("read the watcher record", err)
+	}
+	out := map[string]bool{}
+	if !had || busy == changeID {
+		return out, nil
+	}
+	_, names := detect.ParseWatcherRecord(rec)
+	inRec := map[string]bool{}
+	for _, n := range names {
+		inRec[n] = true
+		if !have[n] {
+			out[n] = true // removed here
+		}
+	}
+	for n := range have {
+		if !inRec[n] {
+			out[n] = true // added here
+		}
+	}
+	return out, nil
 }
 
 // commitSet is the common end of a set: the kind's floor moves to the
@@ -234,6 +287,11 @@ type linkElem struct {
 // single link does) and ones beyond the set are removed. Links of a type
 // this side does not sync, or to an issue that is not paired, stay.
 func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change, from store.IssuePair) error {
+	for i, l := range c.Links {
+		if l.ID == "" || l.OtherIssueID == "" {
+			return badChange(c, fmt.Sprintf("link %d of the set has no id or no other issue", i+1))
+		}
+	}
 	from.LocalID = orID(from)
 	want := map[string]*linkElem{}
 	var waiting []wire.Change
@@ -311,6 +369,10 @@ func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change,
 	if err != nil {
 		return err
 	}
+	undetected, err := a.undetectedLinks(ctx, from.LocalID, diff)
+	if err != nil {
+		return err
+	}
 	var conflicts []store.Conflict
 	var made []*linkElem
 	lost := map[string]bool{}
@@ -318,7 +380,13 @@ func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change,
 	for i, e := range diff {
 		add := e.have == nil
 		localAt := detect.ElementTime(own[ids[i]], floor)
-		if !a.peerWins(c.At, localAt) {
+		if undetected[i] {
+			// A person made or removed this link here after detection
+			// last looked: newer than the set. It stays as it is, and
+			// detection sends it.
+			localAt = a.o.Now().UTC()
+		}
+		if undetected[i] || !a.peerWins(c.At, localAt) {
 			conflicts = append(conflicts, a.elementConflict(c, from.LocalKey, "link "+e.typeName+" "+e.to.LocalKey, linkState(!add), linkState(add), localAt))
 			lost[ids[i]] = true
 			continue
@@ -364,7 +432,7 @@ func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change,
 	for _, cf := range conflicts {
 		a.log.Info("conflict", "change_id", c.ID, "issue", cf.Issue, "element", cf.Field, "winner", "local", "local_at", cf.LocalAt, "peer_at", c.At)
 	}
-	return storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+	err = storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
 		// Links of this issue still waiting for their other end: the set
 		// replaces them.
 		var dropped []wire.Change
@@ -407,21 +475,44 @@ func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change,
 		}
 		return a.commitSet(tx, c, from.LocalID, detect.KindLink, detect.KindLinkClock, busy, conflicts, sent)
 	}))
+	if err == nil {
+		a.conflicted(conflicts)
+	}
+	return err
 }
 
-// peerOnlyWatcher records a peer's watcher that maps to nobody here
-// (detect.KindPeerWatcher) before counting them as unmapped, so a resync
-// from this side leaves them watching on the peer.
-func (a *Applier) peerOnlyWatcher(ctx context.Context, cm ContentMapping, c wire.Change, p store.IssuePair) error {
-	state := "1"
-	if c.Kind == wire.WatcherRemove {
-		state = "0"
-	}
-	if err := storeErr("record peer watcher of "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
-		return tx.SentPut(store.SentItem{SyncID: a.o.SyncID, IssueID: p.LocalID, ItemKind: detect.KindPeerWatcher,
-			ItemID: detect.PeerWatcherID(*c.Watcher), Version: state})
-	})); err != nil {
+// undetectedLinks tells which links of diff a person made or removed
+// here without detection having seen it yet: a local link beyond the set
+// that detection never recorded as sent, or a link of the set that
+// detection recorded as made and that is gone.
+func (a *Applier) undetectedLinks(ctx context.Context, localIssue string, diff []*linkElem) (map[int]bool, error) {
+	var items []store.SentItem
+	if err := a.o.Store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		items, err = tx.SentList(a.o.SyncID, localIssue)
 		return err
+	}); err != nil {
+		return nil, storeErr("read the link records", err)
 	}
-	return a.unmappedWatcher(ctx, cm, c, p)
+	state := map[string]string{} // link id -> recorded state
+	active := map[string]bool{}  // LinkClockID of links recorded as made
+	for _, it := range items {
+		if it.ItemKind != detect.KindLink {
+			continue
+		}
+		st, alias, other := detect.ParseLinkVersion(it.Version)
+		state[it.ItemID] = st
+		if st == detect.LinkActive {
+			active[detect.LinkClockID(alias, other)] = true
+		}
+	}
+	out := map[int]bool{}
+	for i, e := range diff {
+		if e.have != nil {
+			out[i] = state[e.have.ID] != detect.LinkActive
+		} else {
+			out[i] = active[detect.LinkClockID(e.alias, e.to.LocalID)]
+		}
+	}
+	return out, nil
 }

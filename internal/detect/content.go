@@ -556,7 +556,7 @@ func (c *linkCollector) Collect(ctx context.Context, in *Input) ([]Found, error)
 				Skips: []store.Skip{in.Skip(store.SkipLink, l.ID, linkTypeReason(l.Type.Name))}})
 			continue
 		}
-		synced, err := in.synced(ctx, l.OutwardIssue.ID)
+		synced, unpaired, err := in.synced(ctx, l.OutwardIssue.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -566,7 +566,7 @@ func (c *linkCollector) Collect(ctx context.Context, in *Input) ([]Found, error)
 				in.d.log.Info("link not synced: the other issue is not synced", "issue", is.Key, "other", l.OutwardIssue.Key)
 			}
 			out = append(out, Found{At: at, Sent: []store.SentItem{in.SentItem(KindLink, l.ID, LinkVersion(LinkSkipped, alias, l.OutwardIssue.ID))},
-				Skips: []store.Skip{in.Skip(store.SkipLink, l.ID, unsyncedLinkReason(l.OutwardIssue))}})
+				Skips: []store.Skip{in.Skip(store.SkipLink, l.ID, unsyncedLinkReason(l.OutwardIssue, unpaired))}})
 			continue
 		}
 		lat, clk := clocks.next(LinkClockID(alias, l.OutwardIssue.ID))
@@ -594,37 +594,24 @@ func (in *Input) pairedHere(ctx context.Context) bool {
 }
 
 // synced reports whether a local issue takes part in the sync: paired,
-// sent as new, or matching the sync's JQL (it will be sent).
-func (in *Input) synced(ctx context.Context, issueID string) (bool, error) {
+// sent as new, or matching the sync's JQL (it will be sent). An issue
+// whose partner was deleted (unpaired) does not, though it still matches
+// the JQL and was sent once: a link to it would wait on the peer forever.
+func (in *Input) synced(ctx context.Context, issueID string) (ok, unpaired bool, err error) {
 	d := in.d
-	var ok bool
-	err := d.o.Store.View(ctx, func(tx *store.Tx) error {
-		if _, err := tx.PairByLocal(d.o.SyncID, issueID); err == nil {
-			ok = true
-			return nil
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		_, sent, err := tx.SentGet(d.o.SyncID, issueID, KindCreate, issueID)
-		ok = sent
+	err = d.o.Store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		ok, unpaired, err = pairedOrSent(tx, d.o.SyncID, issueID)
 		return err
 	})
-	if err != nil || ok {
-		return ok, err
+	if err != nil || ok || unpaired {
+		return ok, unpaired, err
 	}
-	p, err := d.o.Jira.Search(ctx, fmt.Sprintf("(%s) AND id = %s", d.o.JQL, issueID), 0, 1, []string{"issuetype"}, nil)
+	sel, err := d.inSync(ctx, []string{issueID})
 	if err != nil {
-		return false, fmt.Errorf("is issue %s synced: %w", issueID, err)
+		return false, false, fmt.Errorf("is issue %s synced: %w", issueID, err)
 	}
-	if len(p.Issues) == 0 {
-		return false, nil
-	}
-	var t struct{ Name string }
-	if ok, _ := p.Issues[0].Field("issuetype", &t); !ok {
-		return false, nil
-	}
-	_, ok = in.Mapping.IssueTypeAlias(t.Name)
-	return ok, nil
+	return sel[issueID], false, nil
 }
 
 // ---- sub-tasks ----

@@ -110,7 +110,7 @@ func (c *linkCollector) resyncSet(ctx context.Context, in *Input, stamp string) 
 		if !ok {
 			continue // not synced; the poll records and counts it
 		}
-		synced, err := in.synced(ctx, l.OutwardIssue.ID)
+		synced, _, err := in.synced(ctx, l.OutwardIssue.ID)
 		if err != nil {
 			return Found{}, false, err
 		}

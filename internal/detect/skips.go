@@ -94,10 +94,13 @@ func linkTypeReason(typeName string) string {
 	return fmt.Sprintf("link type %q is not in links.types of the sync definition: add it there (the link is sent once mapped, after a restart)", typeName)
 }
 
-func unsyncedLinkReason(other *jira.LinkedIs) string {
+func unsyncedLinkReason(other *jira.LinkedIs, unpaired bool) string {
 	key := other.Key
 	if key == "" {
 		key = other.ID
+	}
+	if unpaired {
+		return fmt.Sprintf("other end %s is no longer synced: its partner issue was deleted on the peer's side, so the link has nothing to point to there", key)
 	}
 	return fmt.Sprintf("other end %s is not in the sync (not matching the sync's JQL, or of an issue type not synced): the link follows when %s is brought into the sync", key, key)
 }
@@ -201,9 +204,12 @@ func (d *Detector) recheckSkippedLinks(ctx context.Context, res *Result, first b
 				case alias == "" && first:
 					ps = append(ps, pending{issue: s.IssueID})
 				case alias != "":
-					synced, err := pairedOrSent(tx, d.o.SyncID, other)
+					synced, unpaired, err := pairedOrSent(tx, d.o.SyncID, other)
 					if err != nil {
 						return err
+					}
+					if unpaired {
+						continue // for good: nothing brings it back
 					}
 					if synced {
 						ps = append(ps, pending{issue: s.IssueID})
@@ -245,14 +251,20 @@ func (d *Detector) recheckSkippedLinks(ctx context.Context, res *Result, first b
 	return nil
 }
 
-func pairedOrSent(tx *store.Tx, syncID, issueID string) (bool, error) {
+// pairedOrSent reports whether a local issue is paired or was sent as new
+// (synced), or had its pair dissolved because its partner was deleted
+// (unpaired: it was sent once, and is not synced any more).
+func pairedOrSent(tx *store.Tx, syncID, issueID string) (synced, unpaired bool, err error) {
 	if _, err := tx.PairByLocal(syncID, issueID); err == nil {
-		return true, nil
+		return true, false, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return false, err
+		return false, false, err
+	}
+	if _, unpaired, err = tx.SentGet(syncID, issueID, KindUnpaired, ""); err != nil || unpaired {
+		return false, unpaired, err
 	}
 	_, sent, err := tx.SentGet(syncID, issueID, KindCreate, issueID)
-	return sent, err
+	return sent, false, err
 }
 
 // inSync returns which of the issue ids the sync's JQL selects with an
@@ -281,7 +293,7 @@ func (d *Detector) inSync(ctx context.Context, ids []string) (map[string]bool, e
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("are the other ends of skipped links synced: %w", err)
+			return nil, fmt.Errorf("which issues does the sync select: %w", err)
 		}
 	}
 	return out, nil

@@ -133,10 +133,6 @@ func (n *Node) queueDelete(ctx context.Context, p store.IssuePair) error {
 		if _, err := tx.PendingAdd(n.cfg.SyncID, p.LocalID, b); err != nil {
 			return err
 		}
-		// What was sent of a deleted issue no longer matters.
-		if err := tx.SentDeleteIssue(n.cfg.SyncID, p.LocalID); err != nil {
-			return err
-		}
 		return apply.DissolvePair(tx, p)
 	})
 	if err != nil {

@@ -78,7 +78,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		TransportErrors: cv("transport_errors_total", "Transport errors, by transport and class.", "transport", "class"),
 		SyncState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "jirabridge", Name: "sync_state",
 			Help: "1 for the sync's current state."}, []string{"state"}),
-		Conflicts: c("conflicts_total", "Fields changed on both sides before either saw the other's change."),
+		Conflicts: c("conflicts_total", "Fields, watchers or links changed on both sides before either saw the other's change."),
 		AlertsFiring: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "jirabridge", Name: "alerts_firing",
 			Help: "1 while an alert condition holds."}, []string{"alert"}),
 	}
