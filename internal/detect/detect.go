@@ -608,11 +608,33 @@ func (d *Detector) recheckParked(ctx context.Context, res *Result) error {
 		}
 		done[issue] = true
 		jql := fmt.Sprintf("(%s) AND id = %s", d.o.JQL, issue)
-		if _, err := d.scan(ctx, jql, res, mode{}); err != nil {
+		m := mode{}
+		if isResyncKey(f.ChangeID, issue) {
+			// A parked resync snapshot is retried as a resync of the issue.
+			m.resync = strconv.FormatInt(d.o.Now().UnixMilli(), 10)
+		}
+		if _, err := d.scan(ctx, jql, res, m); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// isResyncKey reports whether a failure key of issueID is that of a
+// resync snapshot ("<sync>/<node>/r<issue id>/<ms>@<issue id>").
+func isResyncKey(key, issueID string) bool {
+	return strings.Contains(key, "/r"+issueID+"/") && strings.HasSuffix(key, "@"+issueID)
+}
+
+// parkedIssue reports whether one of an issue's outgoing changes is parked
+// (open or being retried).
+func parkedIssue(failures map[string]store.Failure) bool {
+	for _, f := range failures {
+		if f.State == store.FailureOpen || f.State == store.FailureRetrying {
+			return true
+		}
+	}
+	return false
 }
 
 // issueOfChange reads the issue id detection put into the failure's
@@ -889,11 +911,25 @@ func (d *Detector) write(ctx context.Context, is *jira.Issue, found []Found, put
 				// the issue back every poll, which is no new attempt.
 				record = nil
 			}
+			if record != nil && isResyncKey(key, is.ID) && parkedIssue(failures) {
+				// A resync of an issue already parked on its way out: the
+				// issue is listed once; its park's retry repairs it.
+				record = nil
+			}
 			parked++
 			break
 		}
 		if wasParked {
 			resolve = append(resolve, prev.ID)
+		}
+		if isResyncKey(key, is.ID) {
+			// A resync snapshot that went out supersedes the parks of
+			// earlier resyncs of the issue (their ids never come again).
+			for k, f := range failures {
+				if k != key && isResyncKey(k, is.ID) && f.State != store.FailureSkipped {
+					resolve = append(resolve, f.ID)
+				}
+			}
 		}
 		puts = append(puts, f.Sent...)
 		skips, unskips = append(skips, f.Skips...), append(unskips, f.Unskips...)

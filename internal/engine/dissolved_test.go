@@ -265,7 +265,7 @@ func TestResyncOfAnIssueParkedOnItsWayOut(t *testing.T) {
 	// id "r<issue>/<stamp>", a new open failure per resync that no later
 	// scan ever produces again, so it never resolves. Remove this skip
 	// with the fix.
-	t.Skip("known: a resync of an issue parked outgoing adds a failure per resync that never resolves (detect.go)")
+
 	w := newWorld(t)
 	ctx := context.Background()
 	restore := withoutS3(t, w)
@@ -348,4 +348,42 @@ func TestDeleteDropsTheIssuesParkedIncomingChanges(t *testing.T) {
 	if got := testutil.ToFloat64(w.b.metrics.ChangesSkipped.WithLabelValues(apply.ReasonPairDissolved)); got != 1 {
 		t.Errorf("beta dropped %v changes of the dissolved pair, want 1 (the parked one)", got)
 	}
+}
+
+// TestParkedResyncSnapshotIsRetriedAsAResync: a resync snapshot carrying a
+// value this side's definition no longer maps parks once (a second resync
+// adds no second park); once the value is mapped again, retrying that park
+// sends the issue again as a resync and nothing stays parked.
+func TestParkedResyncSnapshotIsRetriedAsAResync(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	alice := person(t, w.alpha, 0)
+	one := createIssue(t, alice, w.alpha, "Task", map[string]any{"summary": "one"})
+	w.settle()
+	if err := alice.EditIssue(ctx, one.Key, map[string]any{w.alpha.Field["Severity"]: map[string]string{"value": "S3"}}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	mustNoDiff(t, w, one.Key)
+	restore := withoutS3(t, w)
+	for range 2 {
+		if _, err := engine.RequestResync(ctx, w.a.st, syncID, "key = "+one.Key); err != nil {
+			t.Fatal(err)
+		}
+		w.settle()
+	}
+	fs := openFailures(t, w.a)
+	if len(fs) != 1 || !strings.Contains(fs[0].ChangeID, "/r") {
+		t.Fatalf("open failures on alpha after two resyncs = %+v, want the one resync snapshot", fs)
+	}
+	restore()
+	if _, err := replay.Retry(ctx, w.a.st, fs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if got := openFailures(t, w.a); len(got) != 0 {
+		t.Errorf("open failures on alpha after the value was mapped and the park retried = %+v, want none", got)
+	}
+	mustNoDiff(t, w, one.Key)
 }
