@@ -47,6 +47,9 @@ type daemonOptions struct {
 	Listen string
 	// OnListen is told the HTTP address once it listens (tests, demo).
 	OnListen func(addr string)
+	// onStatusWait is called when a GET /status starts to wait for a
+	// change (tests).
+	onStatusWait func()
 }
 
 // daemon is one running bridge: every part built from the configuration in
@@ -82,6 +85,7 @@ type daemon struct {
 	// the sync row and the skip count it saw last (to tell changes).
 	wasPaused bool
 	lastSync  store.Sync
+	lastLink  string // the link's figures in the store, printed
 	skips     float64
 
 	// changes is bumped after everything /status can show changes, so
@@ -582,6 +586,14 @@ func (d *daemon) engineLoop(stop, ctx context.Context) {
 			d.lastSync = sy
 			d.changes.Bump()
 		}
+		// The link records a send just after the transport took the
+		// mail (the bump at Send comes a moment early) and prunes,
+		// acks and repairs on its own: its figures, once a round, catch
+		// what no event reported.
+		if lf, err := d.linkFigures(ctx); err == nil && lf != d.lastLink {
+			d.lastLink = lf
+			d.changes.Bump()
+		}
 		if err := d.resendJoin(ctx, sy); err != nil && ctx.Err() == nil {
 			d.log.Warn("resend the handshake", "error", err)
 		}
@@ -744,6 +756,17 @@ func (d *daemon) handleLifecycle(ctx context.Context, in *transport.Incoming, ac
 	return nil
 }
 
+// linkFigures prints the link's state in the store, to tell a change.
+func (d *daemon) linkFigures(ctx context.Context) (string, error) {
+	var out string
+	err := d.st.View(ctx, func(tx *store.Tx) error {
+		ls, err := tx.LinkStatus(d.syncID)
+		out = fmt.Sprintf("%v", ls)
+		return err
+	})
+	return out, err
+}
+
 // counterTotal adds up every series of a counter (vector).
 func counterTotal(c prometheus.Collector) float64 {
 	ch := make(chan prometheus.Metric)
@@ -818,6 +841,9 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 				w.Header().Set("Retry-After", "1")
 				http.Error(w, fmt.Sprintf("status: %d clients wait for a change already; try again", maxStatusWaiters), http.StatusTooManyRequests)
 				return
+			}
+			if d.opts.onStatusWait != nil {
+				d.opts.onStatusWait()
 			}
 			wctx, cancel := context.WithTimeout(r.Context(), wait)
 			d.changes.Wait(wctx, d.stopping, after)

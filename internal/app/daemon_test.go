@@ -57,6 +57,12 @@ func (s *syncBuffer) String() string {
 // chooses, and returns once it listens: its /status can be waited on.
 func startDaemon(t *testing.T, s *site) *daemonSite {
 	t.Helper()
+	return startDaemonWith(t, s, daemonOptions{})
+}
+
+// startDaemonWith is startDaemon with options (OnListen is its own).
+func startDaemonWith(t *testing.T, s *site, o daemonOptions) *daemonSite {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ds := &daemonSite{site: s, cancel: cancel, done: make(chan int, 1), logs: &syncBuffer{}}
 	env := map[string]string{}
@@ -71,7 +77,7 @@ func startDaemon(t *testing.T, s *site) *daemonSite {
 	up := make(chan listening, 1)
 	go func() {
 		ds.done <- runDaemon(ctx, Env{Stdout: io.Discard, Stderr: ds.logs, Getenv: func(k string) string { return env[k] }},
-			func(d *daemon, addr string) { up <- listening{d, addr} })
+			o, func(d *daemon, addr string) { up <- listening{d, addr} })
 	}()
 	select {
 	case l := <-up:
@@ -86,14 +92,15 @@ func startDaemon(t *testing.T, s *site) *daemonSite {
 
 // runDaemon is cmdRun without its flags and signal handling, telling
 // ready the daemon and its HTTP address once it listens.
-func runDaemon(ctx context.Context, env Env, ready func(d *daemon, addr string)) int {
+func runDaemon(ctx context.Context, env Env, o daemonOptions, ready func(d *daemon, addr string)) int {
 	s, code := loadSetup(env, "run")
 	if s == nil {
 		return code
 	}
 	defer s.Close()
 	var d *daemon
-	d, err := newDaemon(ctx, s, daemonOptions{OnListen: func(addr string) { ready(d, addr) }})
+	o.OnListen = func(addr string) { ready(d, addr) }
+	d, err := newDaemon(ctx, s, o)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "run: %v\n", err)
 		return ExitUsage
