@@ -184,7 +184,7 @@ comments: {enabled: true}
 	if got, want := strings.Join(missing, ","), "comment-edits-to-originals/EDIT_ALL_COMMENTS,comment-deletes-to-originals/DELETE_ALL_COMMENTS"; got != want {
 		t.Errorf("missing %s, want %s\n%s", got, want, out.String())
 	}
-	if s := out.String(); !strings.Contains(s, "2 permission(s) missing") || !strings.Contains(s, "Comments and attachments still sync") ||
+	if s := out.String(); !strings.Contains(s, "2 permission(s) missing") || !strings.Contains(s, "Everything else still syncs") ||
 		strings.Contains(s, "will not start") {
 		t.Errorf("summary:\n%s", s)
 	}

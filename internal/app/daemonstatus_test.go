@@ -163,6 +163,9 @@ func TestDaemonMetricsConflictAndFilter(t *testing.T) {
 	t.Parallel()
 	alpha, beta := testSites(t)
 	master, slave := demoBridges(t, alpha, beta, fileDropEnv(t.TempDir()))
+	for _, s := range []*site{master, slave} {
+		s.env["JIRABRIDGE_BATCH_LINGER"], s.env["JIRABRIDGE_ACK_DELAY"] = "100ms", "300ms"
+	}
 	md, sd := startDaemon(t, master), startDaemon(t, slave)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
