@@ -848,6 +848,9 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 			wctx, cancel := context.WithTimeout(r.Context(), wait)
 			d.changes.Wait(wctx, d.stopping, after)
 			cancel()
+			if r.Context().Err() != nil {
+				return // the client went away while it waited
+			}
 		}
 		// Read before the status: a change while it is gathered makes
 		// the client's next wait return at once, never miss it.
