@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/jirabridge/jirabridge/internal/config"
 	"github.com/jirabridge/jirabridge/internal/engine"
@@ -46,6 +47,9 @@ type daemonOptions struct {
 	Listen string
 	// OnListen is told the HTTP address once it listens (tests, demo).
 	OnListen func(addr string)
+	// onStatusWait is called when a GET /status starts to wait for a
+	// change (tests).
+	onStatusWait func()
 }
 
 // daemon is one running bridge: every part built from the configuration in
@@ -77,9 +81,25 @@ type daemon struct {
 	link  *link.Link
 	node  *engine.Node
 
-	// engineLoop's own: whether the last round found the sync paused.
+	// engineLoop's own: whether the last round found the sync paused,
+	// the sync row and the skip count it saw last (to tell changes).
 	wasPaused bool
+	lastSync  store.Sync
+	lastLink  string // the link's figures in the store, printed
+	skips     float64
+
+	// changes is bumped after everything /status can show changes, so
+	// that GET /status?after=G&wait=D answers at once when it does;
+	// waiters bounds the requests waiting so; stopping ends their waits
+	// at SIGTERM.
+	changes  *ops.Changes
+	waiters  chan struct{}
+	stopping <-chan struct{}
 }
+
+// maxStatusWaiters bounds the /status requests that wait for a change at
+// the same time; more are answered 429 with Retry-After.
+const maxStatusWaiters = 64
 
 func newDaemon(ctx context.Context, s *setup, o daemonOptions) (*daemon, error) {
 	if o.Tick <= 0 {
@@ -100,6 +120,7 @@ func newDaemon(ctx context.Context, s *setup, o daemonOptions) (*daemon, error) 
 	d := &daemon{
 		cfg: s.cfg, def: s.def, st: s.st, log: s.log.With("component", "daemon", "sync", sy.Name),
 		reg: reg, m: metrics.New(reg), opts: o, now: time.Now, syncID: sy.ID, local: handshake.AliasesOf(s.def),
+		changes: ops.NewChanges(), waiters: make(chan struct{}, maxStatusWaiters),
 	}
 	if fi, err := os.Stat(s.cfg.SyncFile); err == nil {
 		d.defTime = fi.ModTime()
@@ -156,6 +177,7 @@ func (d *daemon) reloadDef(ctx context.Context) {
 	if err := d.reconcile(ctx); err != nil {
 		d.log.Warn("reconcile after reload", "error", err)
 	}
+	d.changes.Bump()
 }
 
 // buildTransports builds the Sender and Receiver JIRABRIDGE_TRANSPORT names.
@@ -214,6 +236,7 @@ func (d *daemon) buildTransports(sy store.Sync) error {
 func (d *daemon) onQuarantine(ref, reason string) {
 	d.m.Inc(metrics.Quarantined, reason)
 	d.log.Warn("message quarantined by the transport", "ref", ref, "reason", reason)
+	d.changes.Bump()
 }
 
 func (d *daemon) Close() {
@@ -238,6 +261,7 @@ func (d *daemon) run(ctx context.Context) error {
 		return d.runOnce(ctx)
 	}
 	var srv *http.Server
+	d.stopping = ctx.Done()
 	if d.opts.Listen != "-" {
 		var err error
 		if srv, err = d.serveHTTP(); err != nil {
@@ -293,7 +317,7 @@ func (d *daemon) syncNow(ctx context.Context) (store.Sync, error) {
 func (d *daemon) newLink(ctx context.Context, once bool) (*link.Link, error) {
 	c := d.cfg
 	o := link.Options{
-		Store: d.st, SyncID: d.syncID, Sender: ops.WatchSender(gracefulSender{d.sender}, d.eval, d.syncID), Receiver: lifecycleReceiver{d: d},
+		Store: d.st, SyncID: d.syncID, Sender: ops.WatchSender(gracefulSender{Sender: d.sender, sent: d.changes.Bump}, d.eval, d.syncID), Receiver: lifecycleReceiver{d: d},
 		Logger: d.log, Metrics: d.m,
 		MaxBatchChanges: c.BatchMaxChanges, MaxBatchBytes: int(c.BatchMaxBytes), Linger: c.BatchLinger,
 		AckDelay: c.AckDelay, GapTimeout: c.GapResendTimeout, HeartbeatInterval: c.HeartbeatInterval,
@@ -393,7 +417,7 @@ func (d *daemon) receiveOne(ctx context.Context, idle time.Duration) error {
 		}
 	}
 	if l != nil {
-		return l.HandleIncoming(ctx, in, ack)
+		return l.HandleIncoming(ctx, in, d.bumpAfter(ack))
 	}
 	d.log.Warn("envelope before the handshake finished: quarantined", "id", in.ID, "kind", in.Meta.Kind)
 	if err := d.st.Update(ctx, func(tx *store.Tx) error {
@@ -404,7 +428,17 @@ func (d *daemon) receiveOne(ctx context.Context, idle time.Duration) error {
 		return err
 	}
 	d.m.Inc(metrics.Quarantined, reasonBeforeHandshake)
-	return ack(ctx, transport.Quarantined(reasonBeforeHandshake))
+	return d.bumpAfter(ack)(ctx, transport.Quarantined(reasonBeforeHandshake))
+}
+
+// bumpAfter wraps an AckFunc so that the status generation moves once the
+// envelope is stored (or quarantined) and the mail acknowledged.
+func (d *daemon) bumpAfter(ack transport.AckFunc) transport.AckFunc {
+	return func(ctx context.Context, disp transport.Disposition) error {
+		err := ack(ctx, disp)
+		d.changes.Bump()
+		return err
+	}
 }
 
 const reasonBeforeHandshake = "before_handshake"
@@ -412,15 +446,22 @@ const reasonBeforeHandshake = "before_handshake"
 // gracefulSender lets a mail in progress finish when the daemon stops: the
 // send runs under a context that SIGTERM does not cancel (bounded by
 // sendGrace), so the link returns after the current mail, not in its
-// middle.
-type gracefulSender struct{ transport.Sender }
+// middle. sent, when set, is called after each mail the transport took.
+type gracefulSender struct {
+	transport.Sender
+	sent func()
+}
 
 const sendGrace = 2 * time.Minute
 
 func (g gracefulSender) Send(ctx context.Context, m transport.Outgoing) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendGrace)
 	defer cancel()
-	return g.Sender.Send(ctx, m)
+	err := g.Sender.Send(ctx, m)
+	if err == nil && g.sent != nil {
+		g.sent()
+	}
+	return err
 }
 
 // Close does nothing: the daemon closes the transports.
@@ -438,7 +479,7 @@ func (r lifecycleReceiver) Receive(ctx context.Context) (*transport.Incoming, tr
 			return nil, nil, err
 		}
 		if !handshake.IsLifecycle(in.Sealed) {
-			return in, ack, nil
+			return in, r.d.bumpAfter(ack), nil
 		}
 		if err := r.d.handleLifecycle(ctx, in, ack); err != nil {
 			r.d.log.Warn("lifecycle message not handled; it stays for the next try", "id", in.ID, "error", err)
@@ -539,6 +580,20 @@ func (d *daemon) engineLoop(stop, ctx context.Context) {
 			continue
 		}
 		d.m.SetSyncState(string(sy.State), allStates)
+		if sy != d.lastSync {
+			// The state, its reason, the peer: changed by a command
+			// (start, stop, publish) or by this process.
+			d.lastSync = sy
+			d.changes.Bump()
+		}
+		// The link records a send just after the transport took the
+		// mail (the bump at Send comes a moment early) and prunes,
+		// acks and repairs on its own: its figures, once a round, catch
+		// what no event reported.
+		if lf, err := d.linkFigures(ctx); err == nil && lf != d.lastLink {
+			d.lastLink = lf
+			d.changes.Bump()
+		}
 		if err := d.resendJoin(ctx, sy); err != nil && ctx.Err() == nil {
 			d.log.Warn("resend the handshake", "error", err)
 		}
@@ -580,7 +635,9 @@ func (d *daemon) resendJoin(ctx context.Context, sy store.Sync) error {
 	}); err != nil {
 		return err
 	}
-	return d.st.Update(ctx, func(tx *store.Tx) error { return tx.OutboxMarkSent(d.syncID, e.Seq) })
+	err = d.st.Update(ctx, func(tx *store.Tx) error { return tx.OutboxMarkSent(d.syncID, e.Seq) })
+	d.changes.Bump()
+	return err
 }
 
 // engineStep builds the engine on first use (the mapping needs Jira's field
@@ -615,6 +672,14 @@ func (d *daemon) engineStep(ctx context.Context, sy store.Sync) error {
 		d.wasPaused = false
 	}
 	res, err := n.Step(ctx)
+	// What the round did shows in /status (pairs, pending, parked,
+	// conflicts, skipped items): tell the clients that wait for it.
+	// Items a filter left out change no count but the skip metric.
+	skips := counterTotal(d.m.ChangesSkipped)
+	if res.Moved() || res.Paused != d.wasPaused || skips != d.skips {
+		d.changes.Bump()
+	}
+	d.skips = skips
 	d.wasPaused = res.Paused
 	if res.Detected > 0 {
 		d.mu.Lock()
@@ -687,7 +752,33 @@ func (d *daemon) handleLifecycle(ctx context.Context, in *transport.Incoming, ac
 	if r.State != "" {
 		d.m.SetSyncState(string(r.State), allStates)
 	}
+	d.changes.Bump()
 	return nil
+}
+
+// linkFigures prints the link's state in the store, to tell a change.
+func (d *daemon) linkFigures(ctx context.Context) (string, error) {
+	var out string
+	err := d.st.View(ctx, func(tx *store.Tx) error {
+		ls, err := tx.LinkStatus(d.syncID)
+		out = fmt.Sprintf("%v", ls)
+		return err
+	})
+	return out, err
+}
+
+// counterTotal adds up every series of a counter (vector).
+func counterTotal(c prometheus.Collector) float64 {
+	ch := make(chan prometheus.Metric)
+	go func() { c.Collect(ch); close(ch) }()
+	var sum float64
+	for m := range ch {
+		var pb dto.Metric
+		if m.Write(&pb) == nil {
+			sum += pb.GetCounter().GetValue()
+		}
+	}
+	return sum
 }
 
 var allStates = []string{
@@ -701,8 +792,8 @@ func (d *daemon) setReady(err error) {
 	d.mu.Unlock()
 }
 
-// serveHTTP serves /healthz, /readyz, /metrics and /status on
-// JIRABRIDGE_HTTP_LISTEN.
+// serveHTTP serves /healthz, /readyz, /metrics and /status (which can
+// wait for the next change: ?after=&wait=) on JIRABRIDGE_HTTP_LISTEN.
 func (d *daemon) serveHTTP() (*http.Server, error) {
 	addr := d.cfg.HTTPListen
 	if d.opts.Listen != "" {
@@ -735,6 +826,35 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/", opsHandler)
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		// ?after=G&wait=D: answer when the generation is no longer G (at
+		// once if it is not), or after D with the status as it is.
+		after, wait, err := ops.ParseLongPoll(r.URL.Query())
+		if err != nil {
+			http.Error(w, "status: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if after != "" {
+			select {
+			case d.waiters <- struct{}{}:
+				defer func() { <-d.waiters }()
+			default:
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, fmt.Sprintf("status: %d clients wait for a change already; try again", maxStatusWaiters), http.StatusTooManyRequests)
+				return
+			}
+			if d.opts.onStatusWait != nil {
+				d.opts.onStatusWait()
+			}
+			wctx, cancel := context.WithTimeout(r.Context(), wait)
+			d.changes.Wait(wctx, d.stopping, after)
+			cancel()
+			if r.Context().Err() != nil {
+				return // the client went away while it waited
+			}
+		}
+		// Read before the status: a change while it is gathered makes
+		// the client's next wait return at once, never miss it.
+		gen := d.changes.Generation()
 		rep, err := gatherStatus(r.Context(), d.st, d.syncID, d.aliases())
 		if err != nil {
 			http.Error(w, "status: "+err.Error(), http.StatusInternalServerError)
@@ -746,7 +866,8 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 			statusReport
 			LinkDetail *link.Status    `json:"link_detail,omitempty"`
 			Content    *contentSkipped `json:"content_skipped,omitempty"`
-		}{statusReport: rep}
+			Generation string          `json:"generation"`
+		}{statusReport: rep, Generation: gen}
 		d.mu.Lock()
 		l := d.link
 		d.mu.Unlock()
@@ -761,6 +882,8 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 		// themselves are in "skipped".
 		out.Content = contentSkippedOf(rep.Skipped)
 		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Jirabridge-Generation", gen)
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(out)

@@ -3,9 +3,12 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -26,7 +29,10 @@ type daemonSite struct {
 	cancel context.CancelFunc
 	done   chan int
 	logs   *syncBuffer
-	http   string
+	http   string  // where it listens (it chose the port)
+	d      *daemon // the running daemon, for white-box checks
+	// after is the last status generation a wait saw (see next).
+	after string
 }
 
 type syncBuffer struct {
@@ -46,31 +52,137 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
+// startDaemon runs the site's bridge as `jirabridge run` does (the real
+// process, signals included, is TestRunStopsOnSIGTERM's) on a port the OS
+// chooses, and returns once it listens: its /status can be waited on.
 func startDaemon(t *testing.T, s *site) *daemonSite {
 	t.Helper()
+	return startDaemonWith(t, s, daemonOptions{})
+}
+
+// startDaemonWith is startDaemon with options (OnListen is its own).
+func startDaemonWith(t *testing.T, s *site, o daemonOptions) *daemonSite {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &daemonSite{site: s, cancel: cancel, done: make(chan int, 1), logs: &syncBuffer{}, http: freePort(t)}
+	ds := &daemonSite{site: s, cancel: cancel, done: make(chan int, 1), logs: &syncBuffer{}}
 	env := map[string]string{}
 	for k, v := range s.env {
 		env[k] = v
 	}
-	env["JIRABRIDGE_HTTP_LISTEN"] = d.http
+	env["JIRABRIDGE_HTTP_LISTEN"] = "127.0.0.1:0"
+	type listening struct {
+		d    *daemon
+		addr string
+	}
+	up := make(chan listening, 1)
 	go func() {
-		d.done <- Main([]string{"run"}, Env{Stdout: io.Discard, Stderr: d.logs, Context: ctx,
-			Getenv: func(k string) string { return env[k] }})
+		ds.done <- runDaemon(ctx, Env{Stdout: io.Discard, Stderr: ds.logs, Getenv: func(k string) string { return env[k] }},
+			o, func(d *daemon, addr string) { up <- listening{d, addr} })
 	}()
-	t.Cleanup(func() { d.stop(t) })
-	return d
+	select {
+	case l := <-up:
+		ds.d, ds.http = l.d, l.addr
+	case code := <-ds.done:
+		cancel()
+		t.Fatalf("run exited %d before it listened; log:\n%s", code, ds.logs)
+	}
+	t.Cleanup(func() { ds.stop(t) })
+	return ds
+}
+
+// runDaemon is cmdRun without its flags and signal handling, telling
+// ready the daemon and its HTTP address once it listens.
+func runDaemon(ctx context.Context, env Env, o daemonOptions, ready func(d *daemon, addr string)) int {
+	s, code := loadSetup(env, "run")
+	if s == nil {
+		return code
+	}
+	defer s.Close()
+	var d *daemon
+	o.OnListen = func(addr string) { ready(d, addr) }
+	d, err := newDaemon(ctx, s, o)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "run: %v\n", err)
+		return ExitUsage
+	}
+	defer d.Close()
+	if err := d.run(ctx); err != nil {
+		fmt.Fprintf(env.Stderr, "run: %v\n", err)
+		return ExitFailure
+	}
+	return ExitOK
+}
+
+// daemonStatus is the daemon's /status JSON.
+type daemonStatus struct {
+	statusReport
+	Generation string `json:"generation"`
+}
+
+// getStatus asks the daemon's /status, waiting up to wait for a change
+// after the generation after ("" answers at once).
+func (d *daemonSite) getStatus(ctx context.Context, after string, wait time.Duration) (daemonStatus, *http.Response, error) {
+	var st daemonStatus
+	u := "http://" + d.http + "/status"
+	if after != "" {
+		u += "?after=" + url.QueryEscape(after) + "&wait=" + wait.String()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return st, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return st, resp, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return st, resp, fmt.Errorf("GET %s: %s: %s", u, resp.Status, b)
+	}
+	return st, resp, json.Unmarshal(b, &st)
+}
+
+// next returns the daemon's status once its generation has moved past the
+// last one next saw (at once the first time): it blocks on the daemon's
+// long-poll, not on the clock. It fails the test when ctx ends first.
+func (d *daemonSite) next(ctx context.Context, t *testing.T) daemonStatus {
+	t.Helper()
+	for {
+		st, _, err := d.getStatus(ctx, d.after, 30*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v; log:\n%s", d.http, err, d.logs)
+		}
+		if st.Generation != d.after {
+			d.after = st.Generation
+			return st
+		}
+	}
+}
+
+// waitStatus waits, on the daemon's long-poll, until cond holds for its
+// status, at most timeout; others' logs are shown when it fails.
+func (d *daemonSite) waitStatus(t *testing.T, what string, timeout time.Duration, cond func(daemonStatus) bool, others ...*daemonSite) daemonStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		st, _, err := d.getStatus(ctx, d.after, 30*time.Second)
+		if err == nil && cond(st) {
+			d.after = st.Generation
+			return st
+		}
+		if ctx.Err() != nil || err != nil {
+			for _, o := range others {
+				t.Logf("%s log:\n%s", o.http, o.logs)
+			}
+			t.Fatalf("%s: waiting %s for %s: status %+v, %v; log:\n%s", d.http, timeout, what, st.statusReport, err, d.logs)
+		}
+		d.after = st.Generation
+	}
 }
 
 // stop sends the equivalent of SIGTERM and wants exit status 0.
@@ -87,21 +199,6 @@ func (d *daemonSite) stop(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		t.Errorf("run did not stop within 60s of SIGTERM")
-	}
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool, logs ...*syncBuffer) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			for _, l := range logs {
-				t.Log(l.String())
-			}
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -220,22 +317,23 @@ func daemonsEndToEnd(t *testing.T, transportEnv func(string) map[string]string) 
 	master.must("init", "--out", hs)
 	slave.must("join", hs)
 	md, sd := startDaemon(t, master), startDaemon(t, slave)
-	state := func(s *site, want string) func() bool {
-		return func() bool { return string(s.status().State) == want }
+	// Each wait blocks on the daemon's /status long-poll: it wakes when
+	// the daemon has done something, and looks again.
+	state := func(want string) func(daemonStatus) bool {
+		return func(st daemonStatus) bool { return string(st.State) == want }
 	}
-	eventually(t, "handshake: master STOPPED", 30*time.Second, state(master, "STOPPED"), md.logs, sd.logs)
-	eventually(t, "handshake: slave STOPPED", 30*time.Second, state(slave, "STOPPED"), md.logs, sd.logs)
+	md.waitStatus(t, "handshake: master STOPPED", 30*time.Second, state("STOPPED"), sd)
+	sd.waitStatus(t, "handshake: slave STOPPED", 30*time.Second, state("STOPPED"), md)
 	master.must("publish", "--note", "daemons")
-	eventually(t, "slave UPDATE REQUIRED", 30*time.Second, func() bool {
-		r := slave.status()
+	sd.waitStatus(t, "slave UPDATE REQUIRED", 30*time.Second, func(r daemonStatus) bool {
 		return r.State == "UPDATE REQUIRED" && len(r.Missing) == 1 && r.Missing[0] == "issue type task"
-	}, md.logs, sd.logs)
+	}, md)
 	// The operator maps it; the running daemon notices the edited file.
 	if err := os.WriteFile(slave.env["JIRABRIDGE_SYNC_FILE"], []byte(full), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "slave adopts", 30*time.Second, func() bool { return slave.status().AdoptedVersion == 1 }, md.logs, sd.logs)
-	eventually(t, "master back to STOPPED", 30*time.Second, state(master, "STOPPED"), md.logs, sd.logs)
+	sd.waitStatus(t, "slave adopts", 30*time.Second, func(r daemonStatus) bool { return r.AdoptedVersion == 1 }, md)
+	md.waitStatus(t, "master back to STOPPED", 30*time.Second, state("STOPPED"), sd)
 	// Commands work while the daemons run.
 	master.must("start")
 	slave.must("start")
@@ -254,8 +352,13 @@ func daemonsEndToEnd(t *testing.T, transportEnv func(string) map[string]string) 
 			t.Errorf("/status: %s", b)
 		}
 	}
-	wait := func() { time.Sleep(600 * time.Millisecond) }
-	crossBothWays(t, alpha, beta, 60, wait, wait)
+	// crossBothWays looks at a Jira after each call of toBeta/toAlpha:
+	// here each returns when that side's daemon has done something more
+	// (received, applied, sent), so it looks exactly as often as there
+	// is something new to see; a minute bounds the whole exchange.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	crossBothWays(t, alpha, beta, 10000, func() { sd.next(ctx, t) }, func() { md.next(ctx, t) })
 	// The running engine's /status also says what detection left out on
 	// purpose (links to unsynced issues and the like).
 	if resp, err := http.Get("http://" + md.http + "/status"); err != nil {

@@ -69,9 +69,9 @@ func TestRunningMasterRefusesForgedHandshake(t *testing.T) {
 	if err := srv.Deliver("alpha", raw); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the forged handshake in quarantine", 30*time.Second, func() bool {
-		return master.status().Quarantined == 1
-	}, md.logs)
+	md.waitStatus(t, "the forged handshake in quarantine", 30*time.Second, func(st daemonStatus) bool {
+		return st.Quarantined == 1
+	})
 	if st := master.status(); st.State != "CREATED" || st.PeerNode != "" {
 		t.Fatalf("master after a forged handshake: %+v", st)
 	}
@@ -79,8 +79,7 @@ func TestRunningMasterRefusesForgedHandshake(t *testing.T) {
 	// The genuine slave joins.
 	slave.must("join", hs)
 	sd := startDaemon(t, slave)
-	eventually(t, "the genuine handshake", 30*time.Second, func() bool {
-		return master.status().State == "STOPPED" && slave.status().State == "STOPPED"
-	}, md.logs, sd.logs)
+	md.waitStatus(t, "the genuine handshake (master)", 30*time.Second, func(st daemonStatus) bool { return st.State == "STOPPED" }, sd)
+	sd.waitStatus(t, "the genuine handshake (slave)", 30*time.Second, func(st daemonStatus) bool { return st.State == "STOPPED" }, md)
 	_ = os.Remove(hs)
 }

@@ -1,11 +1,14 @@
 package e2e_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
-	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +33,20 @@ type procBridge struct {
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
+	inc *incarnation
+	// restarted is closed (and replaced) when start makes a new
+	// incarnation: a client whose daemon died waits on it.
+	restarted chan struct{}
+	// after is the last status generation next saw.
+	after string
+}
+
+// incarnation is one run of the daemon process: where it listens, known
+// once up is closed (the process logged it).
+type incarnation struct {
+	up   chan struct{}
+	addr string
+	file *os.File
 }
 
 // exec runs one command of the binary to completion.
@@ -52,28 +69,66 @@ func (b *procBridge) must(args ...string) string {
 	return out
 }
 
-// start starts the daemon (jirabridge run).
+// start starts the daemon (jirabridge run) on a port the OS chooses; the
+// daemon's log line "http listening" says which (see incarnation).
 func (b *procBridge) start() {
 	b.t.Helper()
 	f, err := os.OpenFile(b.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	defer f.Close()
+	inc := &incarnation{up: make(chan struct{}), file: f}
 	cmd := exec.Command(b.bin, "run")
-	cmd.Env, cmd.Stdout, cmd.Stderr = b.env, f, f
+	cmd.Env, cmd.Stdout, cmd.Stderr = b.env, f, &listenWatch{w: f, found: func(addr string) {
+		inc.addr = addr
+		close(inc.up)
+	}}
 	if err := cmd.Start(); err != nil {
+		f.Close()
 		b.t.Fatalf("%s: start run: %v", b.name, err)
 	}
 	b.mu.Lock()
-	b.cmd = cmd
+	b.cmd, b.inc = cmd, inc
+	if b.restarted != nil {
+		close(b.restarted)
+	}
+	b.restarted = make(chan struct{})
 	b.mu.Unlock()
+}
+
+// listenWatch passes the daemon's output on to w and tells found the
+// address of its "http listening" line (JSON log format), once.
+type listenWatch struct {
+	w     io.Writer
+	found func(addr string)
+	buf   []byte
+	done  bool
+}
+
+func (l *listenWatch) Write(p []byte) (int, error) {
+	if !l.done {
+		l.buf = append(l.buf, p...)
+		for {
+			i := bytes.IndexByte(l.buf, '\n')
+			if i < 0 {
+				break
+			}
+			var line struct{ Msg, Addr string }
+			if json.Unmarshal(l.buf[:i], &line) == nil && line.Msg == "http listening" && line.Addr != "" {
+				l.found(line.Addr)
+				l.done, l.buf = true, nil
+				break
+			}
+			l.buf = l.buf[i+1:]
+		}
+	}
+	return l.w.Write(p)
 }
 
 // kill sends SIGKILL to the daemon and reaps it.
 func (b *procBridge) kill() {
 	b.mu.Lock()
-	cmd := b.cmd
+	cmd, inc := b.cmd, b.inc
 	b.cmd = nil
 	b.mu.Unlock()
 	if cmd == nil {
@@ -81,12 +136,13 @@ func (b *procBridge) kill() {
 	}
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
+	inc.file.Close()
 }
 
 // stop ends the daemon politely (SIGTERM).
 func (b *procBridge) stop() {
 	b.mu.Lock()
-	cmd := b.cmd
+	cmd, inc := b.cmd, b.inc
 	b.cmd = nil
 	b.mu.Unlock()
 	if cmd == nil {
@@ -101,6 +157,7 @@ func (b *procBridge) stop() {
 		_ = cmd.Process.Kill()
 		<-done
 	}
+	inc.file.Close()
 }
 
 type procStatusReport struct {
@@ -109,8 +166,11 @@ type procStatusReport struct {
 	AdoptedVersion int    `json:"adopted_version"`
 	Pending        int    `json:"pending_changes"`
 	Parked         int    `json:"parked_changes"`
+	Generation     string `json:"generation"` // the daemon's /status only
 }
 
+// status reads the store with `jirabridge status --json` (the daemon may be
+// down).
 func (b *procBridge) status() (procStatusReport, error) {
 	var r procStatusReport
 	out, err := b.exec("status", "--json")
@@ -120,21 +180,138 @@ func (b *procBridge) status() (procStatusReport, error) {
 	return r, json.Unmarshal([]byte(out), &r)
 }
 
-// waitFor polls the bridge's status until cond holds.
+// listening returns the running incarnation and its address, waiting
+// until it listens (a restart replaces one that never did).
+func (b *procBridge) listening(ctx context.Context) (*incarnation, error) {
+	for {
+		b.mu.Lock()
+		inc, restarted := b.inc, b.restarted
+		b.mu.Unlock()
+		select {
+		case <-inc.up:
+			return inc, nil
+		case <-restarted:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s: no daemon listening: %w", b.name, ctx.Err())
+		}
+	}
+}
+
+// next returns the daemon's status once its generation has moved past the
+// last one next saw (at once the first time), blocking on the daemon's
+// /status long-poll rather than the clock. A daemon killed meanwhile is
+// waited for: its restart answers (another process's generation is
+// always news).
+func (b *procBridge) next(ctx context.Context) (procStatusReport, error) {
+	for {
+		inc, err := b.listening(ctx)
+		if err != nil {
+			return procStatusReport{}, err
+		}
+		r, err := getProcStatus(ctx, inc.addr, b.after)
+		if err == nil && r.Generation != b.after {
+			b.after = r.Generation
+			return r, nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return r, fmt.Errorf("%s: %w", b.name, err)
+			}
+			// The daemon died under the request: wait for the next one.
+			b.mu.Lock()
+			same, restarted := b.inc == inc, b.restarted
+			b.mu.Unlock()
+			if same {
+				select {
+				case <-restarted:
+				case <-ctx.Done():
+					return r, fmt.Errorf("%s: %w (and not restarted)", b.name, err)
+				}
+			}
+		}
+	}
+}
+
+func getProcStatus(ctx context.Context, addr, after string) (procStatusReport, error) {
+	var r procStatusReport
+	u := "http://" + addr + "/status"
+	if after != "" {
+		u += "?after=" + url.QueryEscape(after) + "&wait=30s"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return r, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return r, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return r, fmt.Errorf("GET %s: %s: %s", u, resp.Status, b)
+	}
+	return r, json.NewDecoder(resp.Body).Decode(&r)
+}
+
+// waitFor waits, on the daemon's long-poll, until cond holds for its
+// status.
 func (b *procBridge) waitFor(what string, timeout time.Duration, cond func(procStatusReport) bool) {
 	b.t.Helper()
-	deadline := time.Now().Add(timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
 	for {
-		r, err := b.status()
+		r, err := b.next(ctx)
 		if err == nil && cond(r) {
 			return
 		}
-		if time.Now().After(deadline) {
+		if err != nil {
 			logs, _ := os.ReadFile(b.log)
-			b.t.Fatalf("%s: timed out waiting for %s (status %+v, %v); log:\n%s", b.name, what, r, err, tail(string(logs), 40))
+			b.t.Fatalf("%s: timed out waiting for %s (status %+v, %v); log:\n%s", b.name, what, r, err, tail(warnings(string(logs)), 40))
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// nextOfAny returns when any of the bridges' status generations moved
+// (see next), or ctx ends.
+func nextOfAny(ctx context.Context, bridges ...*procBridge) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(bridges))
+	var wg sync.WaitGroup
+	for _, b := range bridges {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := b.next(ctx)
+			errs <- err
+			cancel() // the first answer is enough
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var first error
+	for err := range errs {
+		if err == nil {
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// warnings keeps the log lines above info (the daemons log at info for
+// their "http listening" line).
+func warnings(s string) string {
+	var keep []string
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.Contains(l, `"level":"INFO"`) && !strings.Contains(l, `"level":"DEBUG"`) {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
 
 func tail(s string, lines int) string {
@@ -237,16 +414,12 @@ func crashKills(t *testing.T, transportEnv func(name string) []string) {
 		if err := os.WriteFile(syncFile, []byte(s.SyncYAML), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		httpAddr := ln.Addr().String()
-		ln.Close()
-		env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "JIRABRIDGE_HTTP_LISTEN=" + httpAddr,
+		// A port the OS chooses at each start, and the JSON log line
+		// that says which (info level: the line is an info).
+		env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "JIRABRIDGE_HTTP_LISTEN=127.0.0.1:0",
 			"JIRABRIDGE_DATA_DIR=" + filepath.Join(dir, "data"), "JIRABRIDGE_SYNC_FILE=" + syncFile,
 			"JIRABRIDGE_JIRA_BASE_URL=" + s.URL, "JIRABRIDGE_JIRA_USER=" + procSyncUser, "JIRABRIDGE_JIRA_PASSWORD=" + procPassword,
-			"JIRABRIDGE_LOG_LEVEL=warn", "JIRABRIDGE_POLL_INTERVAL=1s",
+			"JIRABRIDGE_LOG_LEVEL=info", "JIRABRIDGE_LOG_FORMAT=json", "JIRABRIDGE_POLL_INTERVAL=1s",
 			"JIRABRIDGE_BATCH_LINGER=100ms", "JIRABRIDGE_ACK_DELAY=300ms",
 		}
 		env = append(env, transportEnv(s.Name)...)
@@ -260,7 +433,7 @@ func crashKills(t *testing.T, transportEnv func(name string) []string) {
 		if t.Failed() {
 			for _, b := range bridges {
 				logs, _ := os.ReadFile(b.log)
-				t.Logf("%s log (tail):\n%s", b.name, tail(string(logs), 60))
+				t.Logf("%s log (tail, warnings and errors):\n%s", b.name, tail(warnings(string(logs)), 60))
 			}
 		}
 	}()
@@ -278,7 +451,13 @@ func crashKills(t *testing.T, transportEnv func(name string) []string) {
 	slave.must("start")
 
 	// People work while a killer kills one bridge at a random moment,
-	// restarts it, and does it again.
+	// restarts it, and does it again. The sleeps here are the chaos, not
+	// waits for something: kills at random wall-clock moments land
+	// anywhere, start-up and recovery included (a kill at 300 ms may come
+	// before the daemon even listens). Kills driven by observed progress
+	// (after N changes applied) would need the daemon's HTTP answer first,
+	// so they would never hit start-up, the riskiest part; the random
+	// down time lets work pile up on purpose.
 	killed := make(chan int, 1)
 	stopPeople := make(chan struct{})
 	var krng = rand.New(rand.NewPCG(seed^0xdead, seed))
@@ -369,6 +548,7 @@ loop:
 		case <-stopPeople:
 			break loop
 		case <-time.After(time.Duration(20+rng.IntN(80)) * time.Millisecond):
+			// The pace of people's work, not a wait.
 			people()
 		}
 	}
@@ -380,8 +560,11 @@ loop:
 	if nKills < kills {
 		t.Fatalf("only %d kills", nKills)
 	}
+	// Settle: compare the Jiras each time either bridge has done
+	// something (its /status long-poll answers), until they match.
 	settleStart := time.Now()
-	deadline := settleStart.Add(2 * time.Minute)
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
 	var diffs []string
 	for {
 		var err error
@@ -392,13 +575,12 @@ loop:
 		if len(diffs) == 0 {
 			break
 		}
-		if time.Now().After(deadline) {
+		if err := nextOfAny(sctx, bridges...); err != nil {
 			if len(diffs) > 30 {
 				diffs = append(diffs[:30], fmt.Sprintf("... and %d more", len(diffs)-30))
 			}
-			t.Fatalf("seed %d: the Jiras still differ 2 minutes after the last restart:\n%s", seed, strings.Join(diffs, "\n"))
+			t.Fatalf("seed %d: the Jiras still differ 2 minutes after the last restart (%v):\n%s", seed, err, strings.Join(diffs, "\n"))
 		}
-		time.Sleep(time.Second)
 	}
 	for _, b := range bridges {
 		r, err := b.status()

@@ -199,10 +199,10 @@ func TestIdleWakesWithoutPoll(t *testing.T) {
 		}
 		close(got)
 	}()
-	// Deliver once the receiver is idling; the connection count says the
-	// session is up, and IDLE follows at once.
-	for s.IMAPConnections() == 0 && ctx.Err() == nil {
-		time.Sleep(time.Millisecond)
+	// Deliver once the receiver is in IDLE, so that only IDLE can wake it
+	// (the hour-long poll would not).
+	if _, err := s.WaitSessions(ctx, func(ss mailtest.Sessions) bool { return ss.Idling > 0 }); err != nil {
+		t.Fatalf("the receiver never entered IDLE: %v", err)
 	}
 	if err := s.Deliver("bridge-b", envelopeMail(t, 7)); err != nil {
 		t.Fatal(err)
@@ -355,8 +355,10 @@ func TestCancelEndsIdleCleanly(t *testing.T) {
 		_, _, err := r.Receive(ctx)
 		done <- err
 	}()
-	for s.IMAPConnections() == 0 {
-		time.Sleep(time.Millisecond)
+	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer wcancel()
+	if _, err := s.WaitSessions(wctx, func(ss mailtest.Sessions) bool { return ss.Idling > 0 }); err != nil {
+		t.Fatalf("the receiver never entered IDLE: %v", err)
 	}
 	cancel()
 	select {
@@ -367,12 +369,8 @@ func TestCancelEndsIdleCleanly(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Receive did not return after cancel")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for s.IMAPConnections() != 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if n := s.IMAPConnections(); n != 0 {
-		t.Errorf("%d IMAP connections after cancel, want 0 (logged out)", n)
+	if got, err := s.WaitSessions(wctx, func(ss mailtest.Sessions) bool { return ss.Connections == 0 }); err != nil {
+		t.Errorf("%d IMAP connections 5 s after cancel, want 0 (logged out)", got.Connections)
 	}
 }
 

@@ -10,6 +10,7 @@ package mailtest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -56,6 +57,8 @@ type Server struct {
 	seen     int                   // messages that reached DATA
 	faults   map[int]fault         // by message number (1-based)
 	imapConn map[net.Conn]struct{} // open IMAP connections
+	idling   int                   // IMAP sessions in IDLE
+	changed  chan struct{}         // closed (and replaced) when imapConn or idling change
 	accepted map[string]int        // delivered messages by user
 	mails    map[string][][]byte   // delivered raw mails by "user/folder"
 	delay    func(n int)           // called before each DATA reply
@@ -94,6 +97,7 @@ func Start(opts Options) (*Server, error) {
 		users:    map[string]*imapmemserver.User{},
 		faults:   map[int]fault{},
 		imapConn: map[net.Conn]struct{}{},
+		changed:  make(chan struct{}),
 		accepted: map[string]int{},
 		mails:    map[string][][]byte{},
 	}
@@ -108,7 +112,7 @@ func Start(opts Options) (*Server, error) {
 	}
 	s.imap = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return idleSession{s.mem.NewSession().(imapserver.SessionIMAP4rev2)}, nil, nil
+			return idleSession{SessionIMAP4rev2: s.mem.NewSession().(imapserver.SessionIMAP4rev2), s: s}, nil, nil
 		},
 		Caps:         caps,
 		InsecureAuth: true,
@@ -261,6 +265,41 @@ func (s *Server) IMAPConnections() int {
 	return len(s.imapConn)
 }
 
+// Sessions is what WaitSessions looks at: the open IMAP connections and
+// how many of their sessions are in IDLE.
+type Sessions struct {
+	Connections int
+	Idling      int
+}
+
+// WaitSessions blocks until cond holds for the server's IMAP sessions, or
+// ctx ends (then it returns ctx's error). cond is called with the server's
+// lock held each time the sessions change: it must not call the Server.
+// Tests wait with it for "the receiver is idling" or "every session is
+// closed" instead of polling IMAPConnections.
+func (s *Server) WaitSessions(ctx context.Context, cond func(Sessions) bool) (Sessions, error) {
+	for {
+		s.mu.Lock()
+		now := Sessions{Connections: len(s.imapConn), Idling: s.idling}
+		ok, changed := cond(now), s.changed
+		s.mu.Unlock()
+		if ok {
+			return now, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return now, ctx.Err()
+		}
+	}
+}
+
+// sessionsChanged wakes WaitSessions; s.mu must be held.
+func (s *Server) sessionsChanged() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
 // Close stops both servers and closes every connection.
 func (s *Server) Close() error {
 	err := errors.Join(s.smtp.Close(), s.imap.Close())
@@ -289,6 +328,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	tc := &trackedConn{Conn: c, s: l.s}
 	l.s.mu.Lock()
 	l.s.imapConn[tc] = struct{}{}
+	l.s.sessionsChanged()
 	l.s.mu.Unlock()
 	return tc, nil
 }
@@ -303,6 +343,7 @@ func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.s.mu.Lock()
 		delete(c.s.imapConn, c)
+		c.s.sessionsChanged()
 		c.s.mu.Unlock()
 	})
 	return c.Conn.Close()
@@ -421,14 +462,28 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 
 // idleSession fixes a race in imapmemserver: an update queued between a
 // command and IDLE is only sent at the next update. Flushing the queue when
-// IDLE starts delivers it at once, as Dovecot does.
+// IDLE starts delivers it at once, as Dovecot does. It also counts the
+// sessions in IDLE for WaitSessions: from the moment one counts, a mail
+// delivered to its mailbox reaches the client (updates queue from SELECT
+// on, and the flush below sends what came before IDLE).
 type idleSession struct {
 	imapserver.SessionIMAP4rev2
+	s *Server
 }
 
 func (s idleSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	if err := s.Poll(w, true); err != nil {
 		return err
 	}
+	s.s.mu.Lock()
+	s.s.idling++
+	s.s.sessionsChanged()
+	s.s.mu.Unlock()
+	defer func() {
+		s.s.mu.Lock()
+		s.s.idling--
+		s.s.sessionsChanged()
+		s.s.mu.Unlock()
+	}()
 	return s.SessionIMAP4rev2.Idle(w, stop)
 }

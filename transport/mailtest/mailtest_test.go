@@ -132,11 +132,15 @@ func TestIMAPIdleSeesDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	// Deliver once the session is in IDLE, so that only IDLE can tell.
+	if got, err := s.WaitSessions(ctx, func(ss Sessions) bool { return ss.Idling == 1 }); err != nil {
+		t.Fatalf("WaitSessions(idling) = %+v, %v", got, err)
+	}
 	if err := s.Deliver("bridge-b", []byte(rawMail)); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
 	select {
 	case n := <-got:
 		if n != 1 {
@@ -147,6 +151,12 @@ func TestIMAPIdleSeesDelivery(t *testing.T) {
 	}
 	if err := idle.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if err := idle.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.WaitSessions(ctx, func(ss Sessions) bool { return ss.Idling == 0 }); err != nil || got.Connections != 1 {
+		t.Errorf("after IDLE ended: %+v, %v; want 1 connection, none idling", got, err)
 	}
 	msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{}}}).Collect()
 	if err != nil || len(msgs) != 1 || !bytes.Equal(msgs[0].BodySection[0].Bytes, []byte(rawMail)) {
@@ -160,6 +170,24 @@ func TestIMAPIdleSeesDelivery(t *testing.T) {
 	case <-c.Closed():
 	case <-ctx.Done():
 		t.Fatal("client not closed after DropIMAPConnections")
+	}
+	if got, err := s.WaitSessions(ctx, func(ss Sessions) bool { return ss.Connections == 0 }); err != nil {
+		t.Errorf("WaitSessions(no connections) = %+v, %v", got, err)
+	}
+}
+
+func TestWaitSessionsEndsWithContext(t *testing.T) {
+	t.Parallel()
+	s := start(t, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	got, err := s.WaitSessions(ctx, func(ss Sessions) bool { return ss.Connections > 0 })
+	if !errors.Is(err, context.Canceled) || got != (Sessions{}) {
+		t.Errorf("WaitSessions with no session and a cancelled context = %+v, %v; want {0 0}, context.Canceled", got, err)
+	}
+	// A condition that holds already returns at once, even then.
+	if _, err := s.WaitSessions(ctx, func(ss Sessions) bool { return ss.Connections == 0 }); err != nil {
+		t.Errorf("WaitSessions with a condition that holds = %v, want nil", err)
 	}
 }
 
