@@ -195,36 +195,12 @@ func move(ctx context.Context, from, to *side, count map[wire.ChangeKind]int) (i
 	return len(ps), from.st.Update(ctx, func(tx *store.Tx) error { return tx.PendingDelete(ids...) })
 }
 
+// settle runs both bridges until nothing moves, then checks that nothing
+// is parked.
 func (w *cworld) settle() {
 	w.t.Helper()
-	ctx := context.Background()
-	for round := 0; round < 60; round++ {
-		moved := 0
-		for _, s := range []*side{w.a, w.b} {
-			r, err := s.det.Poll(ctx)
-			if err != nil {
-				w.t.Fatalf("poll %s: %v", s.site.Name, err)
-			}
-			rr, err := s.rep.Round(ctx)
-			if err != nil {
-				w.t.Fatalf("replay %s: %v", s.site.Name, err)
-			}
-			moved += r.Changes + rr.Applied + rr.Retries
-		}
-		n, err := move(ctx, w.a, w.b, w.sentAB)
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		m, err := move(ctx, w.b, w.a, w.sentBA)
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		if moved+n+m == 0 {
-			w.assertNothingParked()
-			return
-		}
-	}
-	w.t.Fatal("still moving after 60 rounds")
+	w.run()
+	w.assertNothingParked()
 }
 
 func (w *cworld) assertNothingParked() {
