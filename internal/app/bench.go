@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -427,81 +426,6 @@ func (d *benchActor) edit(ctx context.Context, c *jira.Client, si int, summary, 
 	return nil
 }
 
-// metricSums scrapes a bridge's /metrics and sums each named counter over
-// its labels.
-func metricSums(ctx context.Context, addr string, names ...string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		for _, n := range names {
-			rest, ok := strings.CutPrefix(line, n)
-			if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
-				continue
-			}
-			f := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
-			if len(f) == 0 {
-				continue
-			}
-			v, err := strconv.ParseFloat(f[0], 64)
-			if err == nil {
-				out[n] += v
-			}
-		}
-	}
-	return out, sc.Err()
-}
-
-// metricByLabel scrapes a bridge's /metrics and sums the counter name by
-// the value of one of its labels.
-func metricByLabel(ctx context.Context, addr, name, label string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), name+"{")
-		if !ok {
-			continue
-		}
-		labels, value, ok := strings.Cut(rest, "} ")
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			continue
-		}
-		for _, kv := range strings.Split(labels, ",") {
-			if k, val, ok := strings.Cut(kv, "="); ok && k == label {
-				out[strings.Trim(val, `"`)] += v
-			}
-		}
-	}
-	return out, sc.Err()
-}
-
 // peakRSS reads the process's peak resident set (VmHWM) in bytes.
 func peakRSS() int64 {
 	b, err := os.ReadFile("/proc/self/status")
@@ -750,14 +674,16 @@ func runBench(ctx context.Context, o benchOptions) (res benchResult, err error) 
 	var before [2]base
 	var endpointsBefore [2]map[string]float64
 	for i, b := range bridges {
-		m, err := metricSums(ctx, b.http, metricNames...)
+		page, err := scrapeMetrics(ctx, "http://"+b.http+"/metrics")
 		if err != nil {
 			return res, err
 		}
-		before[i] = base{route: sites[i].routeCalls(), own: sites[i].calls.n.Load(), m: m}
-		if endpointsBefore[i], err = metricByLabel(ctx, b.http, jiraCallsMetric, "endpoint"); err != nil {
-			return res, err
+		m := map[string]float64{}
+		for _, n := range metricNames {
+			m[n] = page.Sum(n)
 		}
+		before[i] = base{route: sites[i].routeCalls(), own: sites[i].calls.n.Load(), m: m}
+		endpointsBefore[i] = page.ByLabel(jiraCallsMetric, "endpoint")
 	}
 	var seqBefore [2]uint64
 	for i, b := range bridges {
@@ -863,9 +789,13 @@ func runBench(ctx context.Context, o benchOptions) (res benchResult, err error) 
 	res.JiraCallsByEndpoint, res.JiraCallsPerSyncedByEndpoint = map[string]map[string]int64{}, map[string]map[string]float64{}
 	var envelopes float64
 	for i, b := range bridges {
-		m, err := metricSums(ctx, b.http, metricNames...)
+		page, err := scrapeMetrics(ctx, "http://"+b.http+"/metrics")
 		if err != nil {
 			return res, err
+		}
+		m := map[string]float64{}
+		for _, n := range metricNames {
+			m[n] = page.Sum(n)
 		}
 		envelopes += m["jirabridge_envelopes_sent_total"] - before[i].m["jirabridge_envelopes_sent_total"]
 		sent := int64(m["jirabridge_changes_sent_total"] - before[i].m["jirabridge_changes_sent_total"])
@@ -876,10 +806,7 @@ func runBench(ctx context.Context, o benchOptions) (res benchResult, err error) 
 		if sent+received > 0 {
 			res.JiraCallsPerSynced[name] = float64(calls) / float64(sent+received)
 		}
-		eps, err := metricByLabel(ctx, b.http, jiraCallsMetric, "endpoint")
-		if err != nil {
-			return res, err
-		}
+		eps := page.ByLabel(jiraCallsMetric, "endpoint")
 		res.JiraCallsByEndpoint[name], res.JiraCallsPerSyncedByEndpoint[name] = map[string]int64{}, map[string]float64{}
 		for ep, v := range eps {
 			n := int64(v - endpointsBefore[i][ep])

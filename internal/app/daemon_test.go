@@ -389,23 +389,9 @@ func daemonsEndToEnd(t *testing.T, transportEnv func(string) map[string]string) 
 // scrapeSum adds up every sample of the metric name on a /metrics page.
 func scrapeSum(t *testing.T, url, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(url)
+	p, err := scrapeMetrics(context.Background(), url)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var sum float64
-	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		sum += v
-	}
-	return sum
+	return p.Sum(name)
 }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -199,7 +198,7 @@ func TestDaemonMetricsConflictAndFilter(t *testing.T) {
 	metricsOf := func(d *daemonSite) string { return "http://" + d.http + "/metrics" }
 	md.waitStatus(t, "alpha sent its edit and skipped the comment", time.Minute, func(st daemonStatus) bool {
 		return st.Link.HighestSent > before.Link.HighestSent && st.Link.Unsent == 0 && st.Pending == 0 &&
-			scrapeSeries(t, metricsOf(md), "jirabridge_changes_skipped_total", `reason="restricted_comment"`) >= 1
+			scrapeSeries(t, metricsOf(md), "jirabridge_changes_skipped_total", "reason", "restricted_comment") >= 1
 	})
 	bj, _ := beta.Client("bjones")
 	if err := bj.EditIssue(ctx, betaKey, map[string]any{"description": "beta's words"}, nil, nil); err != nil {
@@ -235,33 +234,19 @@ func TestDaemonMetricsConflictAndFilter(t *testing.T) {
 		md.next(ctx, t)
 	}
 	for _, d := range []*daemonSite{md, sd} {
-		if got := scrapeSeries(t, metricsOf(d), "jirabridge_changes_skipped_total", `reason="restricted_comment"`); d == sd && got != 0 {
+		if got := scrapeSeries(t, metricsOf(d), "jirabridge_changes_skipped_total", "reason", "restricted_comment"); d == sd && got != 0 {
 			t.Errorf("beta skipped %v restricted comments, want 0 (it has none)", got)
 		}
 	}
 }
 
-// scrapeSeries adds up the samples of the metric name whose labels
-// contain label (e.g. `reason="x"`).
-func scrapeSeries(t *testing.T, url, name, label string) float64 {
+// scrapeSeries adds up the samples of the metric name whose label has
+// the value.
+func scrapeSeries(t *testing.T, url, name, label, value string) float64 {
 	t.Helper()
-	resp, err := http.Get(url)
+	p, err := scrapeMetrics(context.Background(), url)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var sum float64
-	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(line, name+"{") || !strings.Contains(line, label) {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		sum += v
-	}
-	return sum
+	return p.Where(name, label, value)
 }
