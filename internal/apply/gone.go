@@ -115,8 +115,11 @@ func goneLinkReason(w wire.Change, why string) string {
 	if start == "" {
 		start = w.IssueID
 	}
-	return fmt.Sprintf("other end peer issue %s %s: the link is not made; if that issue gets a copy here after all, resync peer issue %s on the peer to make it, or remove the link there",
-		w.Link.OtherIssueID, why, start)
+	fix := fmt.Sprintf("if that issue gets a copy here after all, resync peer issue %s on the peer to make it, or remove the link there", start)
+	if why == goneDeleted {
+		fix = "nothing to do here; the entry goes when the peer removes the link"
+	}
+	return fmt.Sprintf("other end peer issue %s %s: the link is not made; %s", w.Link.OtherIssueID, why, fix)
 }
 
 // parentGoneErr is the error of sub-task c whose parent will not come.
