@@ -727,15 +727,29 @@ func (a *Applier) link(ctx context.Context, cm ContentMapping, c wire.Change, p 
 			if typeErr != nil {
 				reason = linkTypeReason(c)
 			}
-			a.log.Info("link set aside", "change_id", c.ID, "other_peer_issue", c.Link.OtherIssueID, "reason", reason)
 			return storeErr("set link aside "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
-				if err := a.editWaitingTx(tx, func(ws []wire.Change) []wire.Change { return append(ws, c) }); err != nil {
-					return err
+				result := "waiting"
+				if !found {
+					// An other end that will never come here: the link
+					// is listed as not made instead of waiting.
+					why, err := awaitedGone(tx, a.o.SyncID, c.Link.OtherIssueID)
+					if err != nil {
+						return err
+					}
+					if why != "" {
+						reason, result = goneLinkReason(c, why), "other_end_gone"
+					}
+				}
+				a.log.Info("link set aside", "change_id", c.ID, "other_peer_issue", c.Link.OtherIssueID, "reason", reason)
+				if result == "waiting" {
+					if err := a.editWaitingTx(tx, func(ws []wire.Change) []wire.Change { return append(ws, c) }); err != nil {
+						return err
+					}
 				}
 				if err := tx.SkipRecord(store.Skip{SkipKey: a.linkSkip(c, p.LocalID), IssueKey: p.LocalKey, Reason: reason}); err != nil {
 					return err
 				}
-				_, err := tx.LedgerRecord(store.Applied{ChangeID: c.ID, SyncID: a.o.SyncID, Issue: p.LocalID, Result: "waiting", AppliedAt: tx.Now()})
+				_, err := tx.LedgerRecord(store.Applied{ChangeID: c.ID, SyncID: a.o.SyncID, Issue: p.LocalID, Result: result, AppliedAt: tx.Now()})
 				return err
 			}))
 		}
@@ -935,19 +949,32 @@ func (a *Applier) ParentField(ctx context.Context, c wire.Change) (map[string]st
 		return nil, err
 	}
 	if !found {
+		why, err := a.awaitedGone(ctx, c.ParentIssueID)
+		if err != nil {
+			return nil, err
+		}
+		if why != "" {
+			return nil, errclass.New(errclass.Permanent, ReasonParentGone, parentGoneErr(c, why))
+		}
 		return nil, errclass.New(errclass.Permanent, ReasonWaitingParent,
 			fmt.Errorf("sub-task %s waits for its parent (peer issue %s) to be created here", issueName(c), c.ParentIssueID))
 	}
 	return map[string]string{"key": p.LocalKey}, nil
 }
 
-// ParentReady reports whether a change waiting for its parent can go now.
+// ParentReady reports whether a change waiting for its parent can go now:
+// the parent has arrived, or it never will (its create was skipped, or it
+// was deleted), and then the change parks with ReasonParentGone.
 func (a *Applier) ParentReady(ctx context.Context, c wire.Change) (bool, error) {
 	if c.ParentIssueID == "" {
 		return true, nil
 	}
 	_, found, err := a.pairByPeer(ctx, c.ParentIssueID)
-	return found, err
+	if err != nil || found {
+		return found, err
+	}
+	why, err := a.awaitedGone(ctx, c.ParentIssueID)
+	return why != "", err
 }
 
 // FeatureOf names the sync definition feature a content kind belongs to

@@ -86,6 +86,12 @@ func (r router) Apply(ctx context.Context, c wire.Change) error {
 	return err
 }
 
+// ParentReady lets the replay wake sub-tasks waiting for their parent, as
+// the engine's applier does.
+func (r router) ParentReady(ctx context.Context, c wire.Change) (bool, error) {
+	return r.a.ParentReady(ctx, c)
+}
+
 func newSide(t testing.TB, clk *enginetest.Clock, s, peer *enginetest.Site, role store.Role) *side {
 	t.Helper()
 	sd := &side{site: s, peer: peer, role: role, clk: clk, dbPath: filepath.Join(t.TempDir(), store.FileName)}

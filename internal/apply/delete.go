@@ -2,7 +2,6 @@ package apply
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -50,7 +49,8 @@ func DissolvedCursor(syncID, peerIssueID string) string {
 // What was listed as left out of the issue's sync (status) no longer
 // applies, links set aside that start or end at the peer issue can never
 // be made, the issue's parked outgoing changes can never be sent, and the
-// peer issue's parked incoming ones never applied: all go too.
+// peer issue's parked incoming ones never applied: all go too (links set
+// aside that end there stay listed as not made, saying why).
 func DissolvePair(tx *store.Tx, p store.IssuePair) error {
 	if err := tx.PairDelete(p.SyncID, p.LocalID); err != nil {
 		return err
@@ -120,8 +120,9 @@ func resolveOutgoingParks(tx *store.Tx, syncID, localID string) error {
 }
 
 // dropWaitingLinksOf drops the links set aside whose either end is the
-// peer issue, with their entries in the list of skipped items (kept on the
-// local issue of the link's outward end).
+// peer issue. Those that start at another issue stay listed as skipped
+// (on the local issue of the link's outward end), now saying that their
+// other end was deleted.
 func dropWaitingLinksOf(tx *store.Tx, syncID, peerIssueID string) error {
 	var dropped []wire.Change
 	if err := editWaiting(tx, syncID, func(ws []wire.Change) []wire.Change {
@@ -136,18 +137,11 @@ func dropWaitingLinksOf(tx *store.Tx, syncID, peerIssueID string) error {
 		return err
 	}
 	for _, w := range dropped {
-		if w.IssueID == peerIssueID || w.Link == nil || w.Link.ID == "" {
+		if w.IssueID == peerIssueID {
 			continue // the dissolved issue's own entries are cleared above
 		}
-		from, err := tx.PairByPeer(syncID, w.IssueID)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := tx.SkipClear(store.SkipKey{SyncID: syncID, Direction: store.SkipIncoming, IssueID: from.LocalID,
-			Kind: store.SkipLink, Item: w.Link.ID}); err != nil {
+		// A link to the dissolved issue is not made: listed with why.
+		if err := recordGoneLink(tx, syncID, w, goneDeleted); err != nil {
 			return err
 		}
 	}
@@ -195,6 +189,16 @@ func (a *Applier) deleted(ctx context.Context, c wire.Change) error {
 	}
 	return storeErr("commit delete "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
 		result := "not_paired"
+		if !found {
+			// Never created here: links and sub-tasks waiting for it
+			// stop waiting, and its changes still on the way are dropped.
+			if err := tx.CursorSet(DissolvedCursor(a.o.SyncID, c.IssueID), ""); err != nil {
+				return err
+			}
+			if err := endWaitsOn(tx, a.o.SyncID, c.IssueID, goneDeleted); err != nil {
+				return err
+			}
+		}
 		if found {
 			p.SyncID = a.o.SyncID
 			if err := DissolvePair(tx, p); err != nil {

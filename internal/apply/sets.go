@@ -296,6 +296,7 @@ func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change,
 	want := map[string]*linkElem{}
 	var waiting []wire.Change
 	var reasons []string
+	var missing []bool // the other end has no local issue
 	for _, l := range c.Links {
 		typeName, typeErr := cm.LinkTypeName(c.IssueKey, l.Type)
 		to, found, err := a.pairByPeer(ctx, l.OtherIssueID)
@@ -313,7 +314,7 @@ func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change,
 			if typeErr != nil {
 				reason = linkTypeReason(w)
 			}
-			waiting, reasons = append(waiting, w), append(reasons, reason)
+			waiting, reasons, missing = append(waiting, w), append(reasons, reason), append(missing, !found)
 			continue
 		}
 		to.LocalID = orID(to)
@@ -433,6 +434,30 @@ func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change,
 		a.log.Info("conflict", "change_id", c.ID, "issue", cf.Issue, "element", cf.Field, "winner", "local", "local_at", cf.LocalAt, "peer_at", c.At)
 	}
 	err = storeErr("commit change "+c.ID, a.o.Store.Update(ctx, func(tx *store.Tx) error {
+		// A link whose other end will never come here is listed as not
+		// made instead of waiting.
+		var stillWaiting []wire.Change
+		for i, w := range waiting {
+			why := ""
+			if missing[i] {
+				var err error
+				if why, err = awaitedGone(tx, a.o.SyncID, w.Link.OtherIssueID); err != nil {
+					return err
+				}
+			}
+			if why != "" {
+				reasons[i] = goneLinkReason(w, why)
+				continue
+			}
+			stillWaiting = append(stillWaiting, w)
+		}
+		// Entries of earlier links of the set listed as not made: the set
+		// decides them anew.
+		for _, l := range c.Links {
+			if _, err := tx.SkipClear(store.SkipKey{SyncID: a.o.SyncID, Direction: store.SkipIncoming, IssueID: from.LocalID, Kind: store.SkipLink, Item: l.ID}); err != nil {
+				return err
+			}
+		}
 		// Links of this issue still waiting for their other end: the set
 		// replaces them.
 		var dropped []wire.Change
@@ -443,7 +468,7 @@ func (a *Applier) linkSet(ctx context.Context, cm ContentMapping, c wire.Change,
 				}
 				return w.IssueID == c.IssueID
 			})
-			return append(ws, waiting...)
+			return append(ws, stillWaiting...)
 		}); err != nil {
 			return err
 		}

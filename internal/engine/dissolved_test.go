@@ -150,8 +150,8 @@ func TestLinkToAnUnpairedIssueIsNotSent(t *testing.T) {
 // TestDissolvedPairDropsLinksSetAside: a link that waits on beta (its
 // type is not mapped there) can never be made once a person on beta
 // deletes one of its ends (alpha keeps the link, to an issue it no longer
-// syncs): the pair's dissolution drops it and its entry in the list of
-// skipped items.
+// syncs): the pair's dissolution drops it from the waiting links, and its
+// entry in the list of skipped items says why it is not made.
 func TestDissolvedPairDropsLinksSetAside(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
@@ -178,9 +178,59 @@ func TestDissolvedPairDropsLinksSetAside(t *testing.T) {
 	if v := waitingLinks(t, w.b); v != "" {
 		t.Errorf("beta still keeps a link to the dissolved issue waiting: %s", v)
 	}
-	if got := skipLines(skipList(t, w.b)); len(got) != 0 {
-		t.Errorf("beta skips %q, want none", got)
+	mustListDeletedEnd(t, w.b, b1)
+}
+
+// mustListDeletedEnd checks that b lists exactly one incoming link, of
+// local issue key, as not made because its other end was deleted.
+func mustListDeletedEnd(t *testing.T, b *bridge, key string) {
+	t.Helper()
+	got := skipList(t, b)
+	if !slices.Equal(skipLines(got), []string{"incoming link " + key}) {
+		t.Fatalf("skips %q, want the link of %s listed as not made", skipLines(got), key)
 	}
+	for _, want := range []string{"was deleted", "the link is not made", "the entry goes when the peer removes the link"} {
+		if !strings.Contains(got[0].Reason, want) {
+			t.Errorf("reason %q does not say %q", got[0].Reason, want)
+		}
+	}
+}
+
+// TestWaitingLinkToAnIssueDeletedOnThePeer: a link waits on beta (its
+// type is not mapped there); then alpha, the peer, deletes its other end.
+// Beta keeps its copy (deletes: keep) and the pair is dissolved: the link
+// stops waiting and is listed as not made because its other end was
+// deleted.
+func TestWaitingLinkToAnIssueDeletedOnThePeer(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	withContent(t, w)
+	withDeletes(t, w, w.beta, config.DeletesKeep)
+	withLinkTypes(t, w.b, w.beta, "Blocks")
+	ctx := context.Background()
+	alice := person(t, w.alpha, 0)
+	r1 := newIssue(t, alice, "ALPHA", "Bug", "one", "")
+	r2 := newIssue(t, alice, "ALPHA", "Bug", "two", "")
+	w.settle()
+	if err := alice.CreateLink(ctx, "Relates", r1.Key, r2.Key); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	b1, b2 := w.a.peerKey(t, r1.Key), w.a.peerKey(t, r2.Key)
+	if waitingLinks(t, w.b) == "" {
+		t.Fatal("the link does not wait on beta (test did not set up the wait)")
+	}
+	if err := w.alpha.Client(t, "admin").DeleteIssue(ctx, r2.Key); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if _, err := w.beta.Sync.GetIssue(ctx, b2, []string{"summary"}, nil); err != nil {
+		t.Fatalf("beta's copy %s of the deleted issue: %v, want it kept", b2, err)
+	}
+	if v := waitingLinks(t, w.b); v != "" {
+		t.Errorf("beta still keeps a link to the deleted issue waiting: %s", v)
+	}
+	mustListDeletedEnd(t, w.b, b1)
 }
 
 // TestDissolvedPairResolvesItsOutgoingPark: a local change of an issue

@@ -442,7 +442,9 @@ func Retry(ctx context.Context, st *store.Store, failureID int64) (store.Failure
 }
 
 // Skip gives up on a parked change (`messages skip`): the change is marked
-// skipped and its lane moves on to the next change.
+// skipped and its lane moves on to the next change. A skipped create is
+// recorded (apply.CreateSkipped) so that links and sub-tasks waiting for
+// that issue stop waiting for it.
 func Skip(ctx context.Context, st *store.Store, failureID int64) (store.Failure, error) {
 	var f store.Failure
 	err := st.Update(ctx, func(tx *store.Tx) error {
@@ -453,7 +455,10 @@ func Skip(ctx context.Context, st *store.Store, failureID int64) (store.Failure,
 		if err := tx.FailureSkip(failureID); err != nil {
 			return err
 		}
-		return unpark(tx, f, store.ReplaySkipped)
+		if err := unpark(tx, f, store.ReplaySkipped); err != nil {
+			return err
+		}
+		return createSkipped(tx, f)
 	})
 	if err != nil {
 		return f, fmt.Errorf("skip message %d: %w", failureID, err)
@@ -476,4 +481,29 @@ func unpark(tx *store.Tx, f store.Failure, to store.ReplayState) error {
 		return nil
 	}
 	return tx.ReplaySetState(it.ID, to, it.LastError, time.Time{}, false)
+}
+
+// createSkipped tells the applier's records that the skipped change f was
+// the create of a peer issue, which will now never be created here.
+func createSkipped(tx *store.Tx, f store.Failure) error {
+	if f.Kind != string(wire.IssueCreate) || f.ChangeID == "" {
+		return nil
+	}
+	it, err := tx.ReplayGetByChange(f.SyncID, f.ChangeID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var c wire.Change
+	if json.Unmarshal(it.Change, &c) != nil || c.IssueID == "" {
+		return nil
+	}
+	if _, err := tx.PairByPeer(f.SyncID, c.IssueID); err == nil {
+		return nil // created after all (e.g. found by its marker)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return apply.CreateSkipped(tx, f.SyncID, c.IssueID, f.ID)
 }
