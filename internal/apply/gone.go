@@ -94,7 +94,8 @@ func endWaitsOn(tx *store.Tx, syncID, peerID, why string) error {
 }
 
 // recordGoneLink lists link change w, whose other end will not come, as
-// not made on the local issue it starts from.
+// not made on the local issue it starts from; when that end was deleted
+// it clears the entry instead.
 func recordGoneLink(tx *store.Tx, syncID string, w wire.Change, why string) error {
 	if w.Link == nil || w.Link.ID == "" {
 		return nil
@@ -106,8 +107,16 @@ func recordGoneLink(tx *store.Tx, syncID string, w wire.Change, why string) erro
 	if err != nil {
 		return err
 	}
-	return tx.SkipRecord(store.Skip{SkipKey: store.SkipKey{SyncID: syncID, Direction: store.SkipIncoming, IssueID: orID(from),
-		Kind: store.SkipLink, Item: w.Link.ID}, IssueKey: from.LocalKey, Reason: goneLinkReason(w, why)})
+	key := store.SkipKey{SyncID: syncID, Direction: store.SkipIncoming, IssueID: orID(from), Kind: store.SkipLink, Item: w.Link.ID}
+	if why == goneDeleted {
+		// Nothing is left to do here, and the peer may never send the
+		// link's removal (Jira drops a deleted issue's links without a
+		// trace on the other end): no entry that would never go. The
+		// peer lists its side of it (other end no longer synced).
+		_, err := tx.SkipClear(key)
+		return err
+	}
+	return tx.SkipRecord(store.Skip{SkipKey: key, IssueKey: from.LocalKey, Reason: goneLinkReason(w, why)})
 }
 
 func goneLinkReason(w wire.Change, why string) string {
@@ -116,9 +125,6 @@ func goneLinkReason(w wire.Change, why string) string {
 		start = w.IssueID
 	}
 	fix := fmt.Sprintf("if that issue gets a copy here after all, resync peer issue %s on the peer to make it, or remove the link there", start)
-	if why == goneDeleted {
-		fix = "nothing to do here; the entry goes when the peer removes the link"
-	}
 	return fmt.Sprintf("other end peer issue %s %s: the link is not made; %s", w.Link.OtherIssueID, why, fix)
 }
 
