@@ -57,6 +57,24 @@ type Input struct {
 	// applier's write in flight), so the issue is not recorded as
 	// examined in full (KindPolled).
 	deferred bool
+	// comments: the issue's comments, read once per examination (a
+	// resync's comment pass reads what Collect read).
+	comments     []jira.CommentWithProps
+	commentsRead bool
+}
+
+// Comments returns the issue's comments with their properties, asking
+// Jira once per examination of the issue.
+func (in *Input) Comments(ctx context.Context) ([]jira.CommentWithProps, error) {
+	if in.commentsRead {
+		return in.comments, nil
+	}
+	cms, err := in.Jira.CommentsWithProps(ctx, in.Issue.ID)
+	if err != nil {
+		return nil, err
+	}
+	in.comments, in.commentsRead = cms, true
+	return cms, nil
 }
 
 type sentKey struct{ kind, id string }

@@ -154,7 +154,7 @@ func (c *commentCollector) visibility(cm *jira.CommentWithProps) (v *wire.Visibi
 
 func (c *commentCollector) Collect(ctx context.Context, in *Input) ([]Found, error) {
 	is := in.Issue
-	cms, err := in.Jira.CommentsWithProps(ctx, is.ID)
+	cms, err := in.Comments(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read comments: %w", err)
 	}

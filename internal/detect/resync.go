@@ -112,7 +112,7 @@ func (c *commentCollector) Resync(ctx context.Context, in *Input, stamp string) 
 		}
 		covered[cm.ID] = true
 	}
-	cms, err := in.Jira.CommentsWithProps(ctx, is.ID)
+	cms, err := in.Comments(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read comments: %w", err)
 	}

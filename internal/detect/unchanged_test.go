@@ -430,3 +430,23 @@ func TestParkedIssueKeepsBeingExamined(t *testing.T) {
 		t.Fatalf("after skip sent %+v, want the held change", cs)
 	}
 }
+
+// A resync reads each issue's comments once: its comment pass takes what
+// the comment collector read.
+func TestResyncReadsCommentsOnce(t *testing.T) {
+	t.Parallel()
+	e, a, _, _ := settledEnv(t)
+	e.sim.ResetCounters()
+	if _, err := e.det.Resync(e.ctx, "key = "+a.Key); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for k, v := range e.sim.Counters() {
+		if strings.HasPrefix(k, "GET ") && strings.Contains(k, "/issue/"+a.ID+"/comment") {
+			n += v
+		}
+	}
+	if n != 1 {
+		t.Errorf("resync read the comments of %s %d times, want 1 (counters %v)", a.Key, n, e.sim.Counters())
+	}
+}
