@@ -3,8 +3,6 @@ package engine_test
 import (
 	"context"
 	"testing"
-
-	"github.com/jirabridge/jirabridge/internal/store"
 )
 
 // TestWatcherConflictsAreCounted: a conflict of a watcher (changes of the
@@ -47,25 +45,7 @@ func TestWatcherConflictsAreCounted(t *testing.T) {
 	}
 	step(w.b)
 	w.settle()
-	total := 0.0
-	for _, x := range []struct {
-		b   *bridge
-		url string
-	}{{w.a, alphaURL}, {w.b, betaURL}} {
-		var n int
-		if err := x.b.st.View(ctx, func(tx *store.Tx) error {
-			cs, err := tx.ConflictList(syncID, 100)
-			n = len(cs)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		got := scrape(t, x.url)["jirabridge_conflicts_total"]
-		if got != float64(n) {
-			t.Errorf("%s: conflicts_total = %v, want %d (recorded in its store)", x.b.site.Name, got, n)
-		}
-		total += float64(n)
-	}
+	total := conflictsMatchStores(t, w, alphaURL, betaURL)
 	if total == 0 {
 		t.Fatal("no watcher conflict was recorded; the test did not make the changes cross")
 	}

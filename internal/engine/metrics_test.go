@@ -88,25 +88,7 @@ func TestConflictsAreCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.settle()
-	total := 0.0
-	for _, x := range []struct {
-		b   *bridge
-		url string
-	}{{w.a, alphaURL}, {w.b, betaURL}} {
-		var n int
-		if err := x.b.st.View(ctx, func(tx *store.Tx) error {
-			cs, err := tx.ConflictList(syncID, 100)
-			n = len(cs)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		got := scrape(t, x.url)["jirabridge_conflicts_total"]
-		if got != float64(n) {
-			t.Errorf("%s: conflicts_total = %v, want %d (recorded in its store)", x.b.site.Name, got, n)
-		}
-		total += got
-	}
+	total := conflictsMatchStores(t, w, alphaURL, betaURL)
 	if total == 0 {
 		t.Error("conflicts_total did not move on either side")
 	}
@@ -144,4 +126,30 @@ func TestFilteredChangesAreCounted(t *testing.T) {
 			t.Errorf("%s = %v, want 1", sample, got[sample])
 		}
 	}
+}
+
+// conflictsMatchStores checks that each bridge's conflicts_total equals
+// the conflicts recorded in its store, and returns their sum.
+func conflictsMatchStores(t *testing.T, w *world, alphaURL, betaURL string) float64 {
+	t.Helper()
+	total := 0.0
+	for _, x := range []struct {
+		b   *bridge
+		url string
+	}{{w.a, alphaURL}, {w.b, betaURL}} {
+		var n int
+		if err := x.b.st.View(context.Background(), func(tx *store.Tx) error {
+			cs, err := tx.ConflictList(syncID, 100)
+			n = len(cs)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got := scrape(t, x.url)["jirabridge_conflicts_total"]
+		if got != float64(n) {
+			t.Errorf("%s: conflicts_total = %v, want %d (recorded in its store)", x.b.site.Name, got, n)
+		}
+		total += got
+	}
+	return total
 }
