@@ -1,6 +1,11 @@
 package transport
 
-import "fmt"
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+)
 
 // TLS modes of the mail transports; smtpsend and imappoll name them with
 // their own default ports.
@@ -35,4 +40,25 @@ func CheckTLSMode(proto, mode, host, def string) (string, error) {
 	default:
 		return mode, fmt.Errorf("%s tls mode %q is unknown: use %q, %q or %q (loopback only)", proto, mode, TLSImplicit, TLSStartTLS, TLSPlain)
 	}
+}
+
+// ClientTLS is the TLS configuration of a mail client to host: TLS 1.2 at
+// least, and, when caFile is set, only the certificates it holds (a
+// private CA). proto and caVar ("smtp", "JIRABRIDGE_SMTP_CA_FILE") name
+// what to fix in the error.
+func ClientTLS(proto, host, caFile, caVar string) (*tls.Config, error) {
+	conf := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return conf, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read %s CA file (%s): %w", proto, caVar, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s CA file %s (%s) holds no PEM certificate", proto, caFile, caVar)
+	}
+	conf.RootCAs = pool
+	return conf, nil
 }

@@ -15,14 +15,12 @@ package imappoll
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -249,18 +247,9 @@ func New(opts Options) (*Receiver, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	tlsConf := &tls.Config{ServerName: opts.Host, MinVersion: tls.VersionTLS12}
-	if opts.CAFile != "" {
-		pem, err := os.ReadFile(opts.CAFile)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("read imap CA file (%s): %w", CAFileVar, err))
-		} else {
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				errs = append(errs, fmt.Errorf("imap CA file %s (%s) holds no PEM certificate", opts.CAFile, CAFileVar))
-			}
-			tlsConf.RootCAs = pool
-		}
+	tlsConf, err := transport.ClientTLS("imap", opts.Host, opts.CAFile, CAFileVar)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

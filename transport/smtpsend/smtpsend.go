@@ -9,14 +9,12 @@ package smtpsend
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/mail"
 	"net/textproto"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -147,18 +145,9 @@ func New(opts Options) (*Sender, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	tlsConf := &tls.Config{ServerName: opts.Host, MinVersion: tls.VersionTLS12}
-	if opts.CAFile != "" {
-		pem, err := os.ReadFile(opts.CAFile)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("read smtp CA file (%s): %w", CAFileVar, err))
-		} else {
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				errs = append(errs, fmt.Errorf("smtp CA file %s (%s) holds no PEM certificate", opts.CAFile, CAFileVar))
-			}
-			tlsConf.RootCAs = pool
-		}
+	tlsConf, err := transport.ClientTLS("smtp", opts.Host, opts.CAFile, CAFileVar)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
