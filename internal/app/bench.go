@@ -278,19 +278,6 @@ func (s *benchSite) snapshot(ctx context.Context) (map[string]demoIssue, error) 
 	return out, err
 }
 
-// compareBench compares the two Jiras issue by issue.
-func compareBench(ctx context.Context, a, b *benchSite) ([]string, int, error) {
-	sa, err := a.snapshot(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	sb, err := b.snapshot(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	return diffSnapshots(a.Name, sa, b.Name, sb), len(sa), nil
-}
-
 // benchExpect is a change whose value must show on the other site.
 type benchExpect struct {
 	site           int // where it must show
@@ -870,7 +857,7 @@ func runBench(ctx context.Context, o benchOptions) (res benchResult, err error) 
 func waitIdentical(ctx context.Context, a, b *benchSite, timeout time.Duration, done func() bool) ([]string, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		diffs, _, err := compareBench(ctx, a, b)
+		diffs, _, err := compareSites(ctx, a, b)
 		if err == nil && len(diffs) == 0 && done() {
 			return nil, nil
 		}

@@ -89,9 +89,18 @@ func (s *demoSite) snapshot(ctx context.Context) (map[string]demoIssue, error) {
 	return out, err
 }
 
+// snapshotter is a Jira site the demo (demoSite) or the bench (benchSite,
+// which snapshots more fields) can read every issue of.
+type snapshotter interface {
+	snapshot(ctx context.Context) (map[string]demoIssue, error)
+	name() string
+}
+
+func (s *demoSite) name() string { return s.Name }
+
 // compareSites compares the two Jiras; it returns the differences, one a
-// line.
-func compareSites(ctx context.Context, a, b *demoSite) ([]string, int, error) {
+// line, and how many issues the first holds.
+func compareSites(ctx context.Context, a, b snapshotter) ([]string, int, error) {
 	sa, err := a.snapshot(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -100,11 +109,9 @@ func compareSites(ctx context.Context, a, b *demoSite) ([]string, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	return diffSnapshots(a.Name, sa, b.Name, sb), len(sa), nil
+	return diffSnapshots(a.name(), sa, b.name(), sb), len(sa), nil
 }
 
-// diffSnapshots lists, one a line and sorted, the issues (by summary) that
-// only one Jira has or that differ between the two snapshots.
 func diffSnapshots[T comparable](aName string, sa map[string]T, bName string, sb map[string]T) []string {
 	var diffs []string
 	for k, x := range sa {
