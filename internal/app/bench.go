@@ -535,66 +535,12 @@ func runBench(ctx context.Context, o benchOptions) (res benchResult, err error) 
 		defer closeMail()
 	}
 
-	var bridges []*demoBridge
-	for _, s := range []*demoSite{da, db} {
-		b, err := newDemoBridge(dir, s, o.Poll, mailEnv)
-		if err != nil {
-			return res, err
-		}
-		defer b.logf.Close()
-		bridges = append(bridges, b)
-	}
-	master, slave := bridges[0], bridges[1]
-	hs := filepath.Join(dir, "handshake.json")
-	for _, step := range []struct {
-		b    *demoBridge
-		args []string
-	}{{master, []string{"init", "--out", hs}}, {slave, []string{"join", hs}}} {
-		if err := step.b.must(ctx, log, step.args...); err != nil {
-			return res, err
-		}
-	}
-	runCtx, stopAll := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopAll()
-	for _, b := range bridges {
-		bctx, cancel := context.WithCancel(runCtx)
-		b.cancel, b.done = cancel, make(chan int, 1)
-		go func(b *demoBridge) {
-			code, _ := b.main(bctx, io.Discard, "run")
-			b.done <- code
-		}(b)
-	}
-	stopped := false
-	stopBridges := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		for _, b := range bridges {
-			b.cancel()
-			<-b.done
-		}
-	}
-	defer stopBridges()
-	for _, b := range bridges {
-		if err := b.waitFor(ctx, "the handshake", 2*time.Minute, func(r statusReport) bool { return r.State == "STOPPED" }); err != nil {
-			return res, err
-		}
-	}
-	if err := master.must(ctx, log, "publish", "--note", "bench"); err != nil {
+	pair, err := startBridgePair(ctx, dir, da, db, pairSetup{Poll: o.Poll, MailEnv: mailEnv, Wait: 2 * time.Minute, Note: "bench", Out: log})
+	if err != nil {
 		return res, err
 	}
-	if err := slave.waitFor(ctx, "adopting the configuration", 2*time.Minute, func(r statusReport) bool { return r.AdoptedVersion == 1 }); err != nil {
-		return res, err
-	}
-	if err := master.waitFor(ctx, "the slave's ack", 2*time.Minute, func(r statusReport) bool { return r.State == "STOPPED" }); err != nil {
-		return res, err
-	}
-	for _, b := range bridges {
-		if err := b.must(ctx, log, "start"); err != nil {
-			return res, err
-		}
-	}
+	defer pair.close()
+	bridges, stopBridges := pair.bridges, pair.stop
 	res.SetupSeconds = time.Since(t0).Seconds()
 	fmt.Fprintf(log, "bench: %s set up in %.1fs; creating %d issues\n", o.Transport, res.SetupSeconds, o.Issues)
 

@@ -167,67 +167,14 @@ func runDemo(ctx context.Context, w io.Writer, o demoOptions) (bool, error) {
 	}
 	defer closeMail()
 
-	var bridges []*demoBridge
-	for _, s := range []*demoSite{alpha, beta} {
-		b, err := newDemoBridge(dir, s, time.Second, mailEnv)
-		if err != nil {
-			return false, err
-		}
-		defer b.logf.Close()
-		bridges = append(bridges, b)
-	}
-	master, slave := bridges[0], bridges[1]
-
 	fmt.Fprintln(w, "\n== Set-up, as docs/setup.md describes (alpha is the master)")
-	hs := filepath.Join(dir, "handshake.json")
-	for _, step := range []struct {
-		b    *demoBridge
-		args []string
-	}{{master, []string{"check"}}, {slave, []string{"check"}}, {master, []string{"init", "--out", hs}}, {slave, []string{"join", hs}}} {
-		fmt.Fprintf(w, "$ jirabridge %s   (%s)\n", strings.Join(step.args, " "), step.b.name)
-		if err := step.b.must(ctx, w, step.args...); err != nil {
-			return false, err
-		}
-	}
-	runCtx, stopAll := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopAll()
-	for _, b := range bridges {
-		bctx, cancel := context.WithCancel(runCtx)
-		b.cancel, b.done = cancel, make(chan int, 1)
-		go func(b *demoBridge) {
-			code, _ := b.main(bctx, io.Discard, "run")
-			b.done <- code
-		}(b)
-	}
-	defer func() {
-		for _, b := range bridges {
-			b.cancel()
-			<-b.done
-		}
-	}()
-	fmt.Fprintln(w, "$ jirabridge run   (both; daemons in the background)")
-	for _, b := range bridges {
-		if err := b.waitFor(ctx, "the handshake", 60*time.Second, func(r statusReport) bool { return r.State == "STOPPED" }); err != nil {
-			return false, err
-		}
-	}
-	fmt.Fprintln(w, "  handshake done: both STOPPED")
-	fmt.Fprintln(w, "$ jirabridge publish   (alpha)")
-	if err := master.must(ctx, w, "publish", "--note", "demo mappings"); err != nil {
+	pair, err := startBridgePair(ctx, dir, alpha, beta, pairSetup{Poll: time.Second, MailEnv: mailEnv, Wait: 60 * time.Second,
+		Note: "demo mappings", Check: true, Out: w, Narrate: true})
+	if err != nil {
 		return false, err
 	}
-	if err := slave.waitFor(ctx, "adopting the configuration", 60*time.Second, func(r statusReport) bool { return r.AdoptedVersion == 1 }); err != nil {
-		return false, err
-	}
-	if err := master.waitFor(ctx, "the slave's ack", 60*time.Second, func(r statusReport) bool { return r.State == "STOPPED" }); err != nil {
-		return false, err
-	}
-	for _, b := range bridges {
-		fmt.Fprintf(w, "$ jirabridge start   (%s)\n", b.name)
-		if err := b.must(ctx, w, "start"); err != nil {
-			return false, err
-		}
-	}
+	defer pair.close()
+	bridges, master, slave := pair.bridges, pair.master, pair.slave
 	fmt.Fprintf(w, "Status endpoints: http://%s/status (alpha)   http://%s/status (beta)\n", master.http, slave.http)
 
 	fmt.Fprintf(w, "\n== People change issues on both sides for %s at %.1f changes/s\n", o.Duration, o.Rate)
